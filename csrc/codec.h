@@ -1,0 +1,141 @@
+/* Internal interface of the codec files: codec.c (bindings, value walker, compat tags,
+ * base64, UTF-8), cbor.c, json.c and bare.c.
+ *
+ * Error model: every codec entry point runs inside rv_protect(), a lua_pcall around the
+ * work. Inside it, code raises with luaL_error on bad input or bad user values and never
+ * has to unwind by hand: the C buffers live in the rv_job that rv_protect owns and frees
+ * on every path. Decoders of network bytes turn the error into `nil, message`; encoders
+ * re-raise it as a plain Lua error. */
+#ifndef RV_CODEC_H
+#define RV_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "core.h"
+
+/* Deepest container nesting accepted in either direction (also stops table cycles). */
+#define RV_MAX_DEPTH 512
+
+/* 2^53: the largest magnitude up to which every integer is exact in a JavaScript number. */
+#define RV_MAX_SAFE ((uint64_t)1 << 53)
+
+typedef struct rv_job rv_job;
+typedef int (*rv_job_fn)(lua_State *L, rv_job *job);
+
+/* Heap buffers of one protected call; rv_protect frees them whatever happens. */
+struct rv_job {
+  rv_job_fn body;
+  rv_buf out;     /* the result being built */
+  rv_buf tmp;     /* a nested encoding (a CBOR item inside a BARE frame) */
+  rv_buf scratch; /* short-lived pieces: base64 text, unescaped strings, number tokens */
+};
+
+/* Runs body(L, job) protected, with the current arguments at 1..n. Returns its results;
+ * on error re-raises (raise != 0) or returns nil, message. */
+int rv_protect(lua_State *L, rv_job_fn body, int raise);
+
+/* Appends to b or raises "out of memory" (only inside rv_protect). */
+void rv_put(lua_State *L, rv_buf *b, const void *p, size_t n);
+
+/* ---- encoding Lua values ------------------------------------------------------------ */
+
+struct rv_enc;
+
+/* A wire format's primitive writers; the walker in codec.c decides what to write. */
+typedef struct rv_sink {
+  void (*null)(struct rv_enc *e);
+  void (*boolean)(struct rv_enc *e, int b);
+  void (*integer)(struct rv_enc *e, lua_Integer n);
+  void (*number)(struct rv_enc *e, lua_Number d);
+  void (*text)(struct rv_enc *e, const char *s, size_t len);
+  void (*bytes)(struct rv_enc *e, const char *s, size_t len); /* untagged mode only */
+  void (*array_begin)(struct rv_enc *e, size_t n);
+  void (*item)(struct rv_enc *e, size_t i); /* before element i (0-based) */
+  void (*array_end)(struct rv_enc *e);
+  void (*map_begin)(struct rv_enc *e, size_t n);
+  void (*key)(struct rv_enc *e, const char *s, size_t len, size_t i); /* i: 0-based */
+  void (*map_end)(struct rv_enc *e);
+} rv_sink;
+
+/* One step of the path to the value being encoded, for error messages. */
+typedef struct {
+  const char *key; /* NULL: array index */
+  size_t klen;
+  lua_Integer index;
+} rv_path_elem;
+
+typedef struct rv_enc {
+  lua_State *L;
+  const rv_sink *sink;
+  rv_buf *out;
+  rv_buf *scratch;
+  int tagged; /* JSON-compat tags ($Uint8Array, $-escaping, $BigInt in JSON) */
+  int ascii;  /* JSON only: escape every non-ASCII character as \uXXXX */
+  int depth;
+  int mt_base; /* stack index of array_mt; map_mt and bytes_mt follow */
+  const char *root;
+  rv_path_elem path[RV_MAX_DEPTH + 2];
+} rv_enc;
+
+extern const rv_sink rv_cbor_sink;
+extern const rv_sink rv_json_sink;
+
+/* Pushes the marker metatables (3 stack slots) and fills e. root names the value in errors. */
+void rv_enc_init(rv_enc *e, lua_State *L, const rv_sink *sink, rv_buf *out, rv_buf *scratch,
+                 int tagged, const char *root);
+/* Encodes the value at stack index idx. */
+void rv_enc_value(rv_enc *e, int idx);
+/* Encodes the table at idx (or nil) as an array whatever its shape: action arguments. */
+void rv_enc_args(rv_enc *e, int idx);
+
+/* Writes bytes as the compat array ["$Uint8Array","<base64>"] through the sink. */
+void rv_enc_tagged_bytes(rv_enc *e, const char *s, size_t len);
+
+/* CBOR pieces the message builders need beyond the sink. */
+void rv_cbor_uint64_full(rv_enc *e, uint64_t v); /* always the 8-byte 0x1b form */
+
+/* ---- decoding ------------------------------------------------------------------------ */
+
+/* Each pushes exactly one value decoded from the whole of p[0..len) or raises. */
+void rv_cbor_decode(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
+void rv_json_decode(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
+
+/* Called by the decoders with a freshly decoded 2-element array on top of the stack, in
+ * tagged mode: replaces it by what a compat tag stands for. */
+void rv_untag_top(lua_State *L, rv_buf *scratch);
+
+/* Pushes the value of an integral double: an integer when |d| <= 2^53, else the float. */
+void rv_push_number(lua_State *L, double d);
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+int rv_utf8_valid(const char *s, size_t len);
+/* Length (1-4) of the well-formed UTF-8 sequence at p (avail bytes), its code point in *cp;
+ * 0 if malformed (overlong, surrogate, beyond U+10FFFF, truncated). */
+size_t rv_utf8_next(const unsigned char *p, size_t avail, uint32_t *cp);
+/* Appends base64 of s (standard with padding, or url-safe without padding). */
+void rv_base64_encode(lua_State *L, rv_buf *b, const char *s, size_t len, int url);
+/* Appends the decoded bytes; accepts both alphabets and missing padding. 0 if invalid. */
+int rv_base64_decode(lua_State *L, rv_buf *b, const char *s, size_t len);
+
+/* A checked ToServer message; strings and args stay on the Lua stack while it is used. */
+typedef struct {
+  int kind; /* 0 ActionRequest, 1 SubscriptionRequest */
+  lua_Integer id;
+  const char *name; /* action name or event name */
+  size_t name_len;
+  int args_idx; /* stack index of the args table or nil */
+  int subscribe;
+} rv_to_server;
+
+/* Message functions (codec.c: JSON/CBOR maps, bare.c: BARE). They run inside rv_protect
+ * with the Lua arguments at 1..n; decoders push one value (the output or the message). */
+void rv_bare_encode_http_action_request(lua_State *L, rv_job *job, int tagged);
+void rv_bare_decode_http_action_response(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
+void rv_bare_decode_http_error(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
+void rv_bare_encode_to_server(lua_State *L, rv_job *job, const rv_to_server *m, int tagged);
+void rv_bare_decode_to_client(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
+
+#endif

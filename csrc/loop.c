@@ -1,0 +1,456 @@
+/* The I/O loop: one libcurl multi handle per client, driven only by loop:poll(timeout).
+ *
+ * Nothing here blocks longer than the timeout the caller passes (0 = return at once),
+ * and nothing here yields: Lua decides how to wait (run the loop from the main chunk,
+ * or yield the calling task to the scheduler). Requests are identified by integers;
+ * poll() reports finished ones as plain tables so the Lua side can complete futures.
+ *
+ * The WebSocket side (libwebsockets) joins this loop later through the extra file
+ * descriptors that curl_multi_poll() accepts, so there stays one place that sleeps. */
+#include <curl/curl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "buf.h"
+#include "loop.h"
+
+typedef struct rv_req {
+  struct rv_req *prev, *next;
+  CURL *easy;
+  lua_Integer id;
+  struct curl_slist *headers;
+  char *body; /* request body, owned (curl does not copy POSTFIELDS) */
+  rv_buf resp;
+  rv_buf head; /* raw response header lines of the last header block */
+  char *errbuf;
+} rv_req;
+
+double rv_mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* core.now(): monotonic seconds, the clock every deadline in the library uses. */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, rv_mono_now());
+  return 1;
+}
+
+rv_loop *rv_check_loop(lua_State *L) {
+  rv_loop *lp = luaL_checkudata(L, 1, RV_LOOP_MT);
+  if (!lp->multi) luaL_error(L, "rivet loop is closed");
+  return lp;
+}
+
+static void req_free(rv_loop *lp, rv_req *r) {
+  if (r->prev) r->prev->next = r->next;
+  else lp->reqs = r->next;
+  if (r->next) r->next->prev = r->prev;
+  if (r->easy) {
+    curl_multi_remove_handle(lp->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+  }
+  curl_slist_free_all(r->headers);
+  free(r->body);
+  free(r->errbuf);
+  rv_buf_free(&r->resp);
+  rv_buf_free(&r->head);
+  free(r);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  rv_req *r = ud;
+  size_t len = size * n;
+  return rv_buf_append(&r->resp, p, len) ? len : 0; /* 0 makes curl fail with WRITE_ERROR */
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  rv_req *r = ud;
+  size_t len = size * n;
+  /* A new status line starts a new header block (after 100-continue or a redirect):
+   * only the last block describes the response we return. */
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
+  return rv_buf_append(&r->head, p, len) ? len : 0;
+}
+
+/* Disable Nagle (curl does by default) and ask for immediate ACKs: a server that writes
+ * a response in two segments otherwise waits for our delayed ACK (protocol.md §15). */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
+  (void)ud;
+  (void)purpose;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef TCP_QUICKACK
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#endif
+  return CURL_SOCKOPT_OK;
+}
+
+static int opt_number(lua_State *L, int t, const char *k, double *out) {
+  int ty = lua_getfield(L, t, k);
+  int ok = 0;
+  if (ty == LUA_TNUMBER) {
+    *out = lua_tonumber(L, -1);
+    ok = 1;
+  } else if (ty != LUA_TNIL) {
+    luaL_error(L, "request option '%s' must be a number", k);
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *k, size_t *len) {
+  int ty = lua_getfield(L, t, k);
+  const char *s = NULL;
+  if (ty == LUA_TSTRING) s = lua_tolstring(L, -1, len);
+  else if (ty != LUA_TNIL) luaL_error(L, "request option '%s' must be a string", k);
+  lua_pop(L, 1); /* the string stays alive: it is referenced by the options table */
+  return s;
+}
+
+static int opt_bool(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* loop:request{method=, url=, headers={"Name: value", ...}, body=, timeout=seconds,
+ *              ca_file=, insecure=} -> id
+ * Starts the transfer; it progresses only inside poll(). */
+static int l_request(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t urllen = 0, bodylen = 0;
+  const char *url = opt_string(L, 2, "url", &urllen);
+  if (!url) return luaL_error(L, "request needs a url");
+  const char *method = opt_string(L, 2, "method", NULL);
+  const char *body = opt_string(L, 2, "body", &bodylen);
+  const char *ca_file = opt_string(L, 2, "ca_file", NULL);
+  double timeout = 0;
+  int has_timeout = opt_number(L, 2, "timeout", &timeout);
+
+  rv_req *r = calloc(1, sizeof *r);
+  if (!r) return luaL_error(L, "out of memory");
+  rv_buf_init(&r->resp);
+  rv_buf_init(&r->head);
+  r->id = ++lp->next_id;
+  r->next = lp->reqs;
+  if (lp->reqs) lp->reqs->prev = r;
+  lp->reqs = r;
+  r->easy = curl_easy_init();
+  r->errbuf = calloc(1, CURL_ERROR_SIZE);
+  if (!r->easy || !r->errbuf) {
+    req_free(lp, r);
+    return luaL_error(L, "out of memory");
+  }
+
+  /* headers: collected before touching curl so a Lua error cannot leak the list */
+  struct curl_slist *hl = NULL;
+  if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      const char *h = lua_tostring(L, -1);
+      struct curl_slist *nl = h ? curl_slist_append(hl, h) : NULL;
+      lua_pop(L, 1);
+      if (!nl) {
+        curl_slist_free_all(hl);
+        req_free(lp, r);
+        return luaL_error(L, h ? "out of memory" : "request headers must be strings");
+      }
+      hl = nl;
+    }
+  }
+  lua_pop(L, 1);
+  /* curl would otherwise send "Expect: 100-continue" for larger bodies and wait for it */
+  struct curl_slist *nl = curl_slist_append(hl, "Expect:");
+  if (!nl) {
+    curl_slist_free_all(hl);
+    req_free(lp, r);
+    return luaL_error(L, "out of memory");
+  }
+  r->headers = nl;
+
+  CURL *e = r->easy;
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+  if (body) {
+    r->body = malloc(bodylen ? bodylen : 1);
+    if (!r->body) {
+      req_free(lp, r);
+      return luaL_error(L, "out of memory");
+    }
+    memcpy(r->body, body, bodylen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+  }
+  if (method) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  if (method && strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  if (has_timeout) {
+    long ms = timeout <= 0 ? 1 : (long)ceil(timeout * 1000.0);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms);
+  }
+  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  if (opt_bool(L, 2, "insecure")) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (curl_multi_add_handle(lp->multi, e) != CURLM_OK) {
+    req_free(lp, r);
+    return luaL_error(L, "could not start the request");
+  }
+  lua_pushinteger(L, r->id);
+  return 1;
+}
+
+static const char *err_kind(CURLcode c) {
+  switch (c) {
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_COULDNT_CONNECT: return "connection_refused";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return "dns_failed";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR: return "tls_failed";
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return "bad_url";
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE: return "connection_lost";
+    default: return "transport_error";
+  }
+}
+
+/* Parses the last header block into a table of lower-case names. Repeated headers are
+ * joined with ", " (as fetch() does), so no value is lost. */
+static void push_headers(lua_State *L, const rv_buf *h) {
+  lua_newtable(L);
+  const char *p = h->data, *end = h->data + h->len;
+  while (p && p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end;
+    const char *colon = memchr(p, ':', (size_t)(le - p));
+    if (colon && colon > p) {
+      luaL_Buffer name;
+      luaL_buffinit(L, &name);
+      for (const char *q = p; q < colon; q++) {
+        char c = *q;
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        luaL_addchar(&name, c);
+      }
+      luaL_pushresult(&name);
+      const char *v = colon + 1, *ve = le;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, -3) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      }
+      lua_rawset(L, -3);
+    }
+    p = eol ? eol + 1 : NULL;
+  }
+}
+
+/* Moves finished transfers into out[n+1..]; returns the new n. */
+static int collect(lua_State *L, rv_loop *lp, int out, int n) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(lp->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) continue;
+    rv_req *r = NULL;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    if (!r) continue;
+    CURLcode rc = m->data.result;
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, r->id);
+    lua_setfield(L, -2, "id");
+    if (rc == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+      lua_pushlstring(L, r->resp.data ? r->resp.data : "", r->resp.len);
+      lua_setfield(L, -2, "body");
+      push_headers(L, &r->head);
+      lua_setfield(L, -2, "headers");
+    } else {
+      lua_pushstring(L, err_kind(rc));
+      lua_setfield(L, -2, "err");
+      lua_pushstring(L, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+      lua_setfield(L, -2, "message");
+    }
+    lua_rawseti(L, out, ++n);
+    req_free(lp, r);
+  }
+  return n;
+}
+
+#ifdef TCP_QUICKACK
+/* Linux clears TCP_QUICKACK again after it sends an ACK: set it once more on every
+ * live socket after each round of reads so replies written in two segments do not
+ * wait 40 ms for our delayed ACK. */
+static void rearm_quickack(rv_loop *lp) {
+  int one = 1;
+  for (rv_req *r = lp->reqs; r; r = r->next) {
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(r->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd != CURL_SOCKET_BAD)
+      setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
+}
+#else
+static void rearm_quickack(rv_loop *lp) { (void)lp; }
+#endif
+
+static void perform(rv_loop *lp) {
+  curl_multi_perform(lp->multi, &lp->active);
+  if (lp->reqs) rearm_quickack(lp);
+}
+
+/* loop:poll(timeout, out) -> n
+ * Does ready I/O, waiting at most `timeout` seconds (0: never waits) for something to
+ * finish, and stores what happened in out[1..n]: finished requests as
+ * {id=, status=, headers=, body=} or {id=, err=kind, message=}, WebSocket events as
+ * {ws=id, kind=...} (see ws.c). Returns as soon as at least one thing happened or the
+ * time is up; with nothing in flight it simply sleeps (curl_multi_poll waits the whole
+ * timeout then), which is how Lua timers wait. */
+static int l_poll(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  double timeout = luaL_optnumber(L, 2, 0);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int n = 0;
+  perform(lp);
+  rv_ws_service(lp);
+  n = collect(L, lp, 3, n);
+  n = rv_ws_collect(L, lp, 3, n);
+  if (n > 0 || !(timeout > 0)) {
+    lua_pushinteger(L, n);
+    return 1;
+  }
+  double deadline = rv_mono_now() + timeout;
+  struct curl_waitfd *fds = NULL;
+  unsigned cap = 0;
+  for (;;) {
+    double left = deadline - rv_mono_now();
+    if (left <= 0) break;
+    int ms = left > 3600 ? 3600000 : (int)ceil(left * 1000.0);
+    int nfds = rv_ws_pollfds(lp, &fds, &cap, &ms);
+    if (nfds < 0) {
+      free(fds);
+      return luaL_error(L, "out of memory");
+    }
+    curl_multi_poll(lp->multi, fds, (unsigned)nfds, ms, NULL);
+    perform(lp);
+    rv_ws_service(lp);
+    n = collect(L, lp, 3, n);
+    n = rv_ws_collect(L, lp, 3, n);
+    if (n > 0) break;
+  }
+  free(fds);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* loop:cancel(id) -> true if it was running. Its result is never reported. */
+static int l_cancel(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  for (rv_req *r = lp->reqs; r; r = r->next) {
+    if (r->id == id) {
+      req_free(lp, r);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* loop:pending() -> number of requests not finished yet */
+static int l_pending(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  int n = 0;
+  for (rv_req *r = lp->reqs; r; r = r->next) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  rv_loop *lp = luaL_checkudata(L, 1, RV_LOOP_MT);
+  rv_ws_destroy(lp);
+  while (lp->reqs) req_free(lp, lp->reqs);
+  if (lp->multi) {
+    curl_multi_cleanup(lp->multi);
+    lp->multi = NULL;
+  }
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  rv_loop *lp = luaL_checkudata(L, 1, RV_LOOP_MT);
+  lua_pushfstring(L, "rivet.loop (%s)", lp->multi ? "open" : "closed");
+  return 1;
+}
+
+/* core.loop() -> a new loop with its own connection cache */
+static int l_new(lua_State *L) {
+  rv_loop *lp = rv_newuserdata(L, sizeof *lp);
+  memset(lp, 0, sizeof *lp);
+  luaL_setmetatable(L, RV_LOOP_MT);
+  lp->multi = curl_multi_init();
+  if (!lp->multi) return luaL_error(L, "could not create a curl multi handle");
+  /* keep enough idle connections for many actors to stay warm */
+  curl_multi_setopt(lp->multi, CURLMOPT_MAXCONNECTS, 64L);
+  return 1;
+}
+
+void rv_loop_open(lua_State *L) {
+  static int curl_ready = 0;
+  if (!curl_ready) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) luaL_error(L, "curl_global_init failed");
+    curl_ready = 1;
+  }
+  static const luaL_Reg methods[] = {
+      {"request", l_request}, {"poll", l_poll},   {"cancel", l_cancel},   {"pending", l_pending},
+      {"close", l_close},     {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},
+      {NULL, NULL}};
+  if (luaL_newmetatable(L, RV_LOOP_MT)) {
+    luaL_setfuncs(L, methods, 0);
+    rv_ws_methods(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_new);
+  lua_setfield(L, -2, "loop");
+  lua_pushcfunction(L, l_now);
+  lua_setfield(L, -2, "now");
+}

@@ -1,0 +1,702 @@
+/* WebSockets in the same loop as HTTP: libwebsockets client connections whose sockets
+ * are handed to curl_multi_poll() as extra file descriptors, so the loop still has one
+ * place that sleeps. libwebsockets 4.1 (Debian) has no external-poll hooks, so:
+ *   - lws_service(ctx, -1) is the only call that never blocks: it runs after every poll;
+ *   - we wait for POLLIN on every socket, and for POLLOUT only while we have something
+ *     to write (or a plain TCP connect is in progress), so a writable socket never
+ *     makes the loop spin;
+ *   - host names are resolved with getaddrinfo_a() first, because libwebsockets
+ *     resolves with a blocking getaddrinfo().
+ * Everything that happens inside libwebsockets' callbacks is queued as an event and
+ * handed to Lua by rv_ws_collect() from loop:poll(). */
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "loop.h"
+
+enum { WS_RESOLVING, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DONE };
+enum { EV_OPEN, EV_MESSAGE, EV_CLOSE, EV_ERROR };
+
+typedef struct rv_frame {
+  struct rv_frame *next;
+  size_t len;
+  int binary;
+  unsigned char data[]; /* LWS_PRE bytes of headroom, then the payload */
+} rv_frame;
+
+typedef struct rv_wsev {
+  struct rv_wsev *next;
+  lua_Integer id;
+  int kind;
+  int code;   /* close code (0: none) */
+  int binary; /* message kind */
+  const char *err; /* error kind (static string) */
+  size_t len;
+  char data[]; /* message payload, close reason, error message or selected protocol */
+} rv_wsev;
+
+typedef struct rv_ws {
+  struct rv_ws *prev, *next;
+  struct rv_wsctx *ctx;
+  lua_Integer id;
+  struct lws *wsi;
+  int state;
+  int tls, insecure, port;
+  char *host, *path, *protocols, *origin, *ip, *selected;
+  char **headers; /* "name: value" strings */
+  int nheaders;
+  struct gaicb *gai; /* while resolving */
+  rv_frame *q_head, *q_tail;
+  rv_buf rx;
+  int rx_binary;
+  size_t max_message;
+  int peer_code; /* close code the peer sent */
+  char *peer_reason;
+  size_t peer_reason_len;
+  int want_close, local_code; /* a close we asked for */
+  char *local_reason;
+  size_t local_reason_len;
+} rv_ws;
+
+typedef struct rv_wsctx {
+  struct lws_context *ctx;
+  rv_ws *list;
+  rv_wsev *ev_head, *ev_tail;
+  int failed_alloc;
+} rv_wsctx;
+
+static void set_nodelay(struct lws *wsi, int quickack_only) {
+  int fd = lws_get_socket_fd(wsi);
+  if (fd < 0) return;
+  int one = 1;
+  if (!quickack_only) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef TCP_QUICKACK
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#endif
+}
+
+static void push_event(rv_wsctx *c, rv_ws *w, int kind, const void *data, size_t len) {
+  rv_wsev *e = malloc(sizeof *e + len + 1);
+  if (!e) {
+    c->failed_alloc = 1;
+    return;
+  }
+  memset(e, 0, sizeof *e);
+  e->id = w->id;
+  e->kind = kind;
+  e->len = len;
+  if (len) memcpy(e->data, data, len);
+  e->data[len] = 0;
+  if (c->ev_tail) c->ev_tail->next = e;
+  else c->ev_head = e;
+  c->ev_tail = e;
+}
+
+/* The terminal event of a socket: after it the socket is gone for Lua. */
+static void finish(rv_ws *w, int kind, int code, const char *err, const char *msg, size_t len) {
+  if (w->state == WS_DONE) return;
+  w->state = WS_DONE;
+  /* libwebsockets may still finish the socket (close handshake, TCP teardown): its
+   * later callbacks must not find w, which Lua frees once it has the final event */
+  if (w->wsi) lws_set_opaque_user_data(w->wsi, NULL);
+  w->wsi = NULL;
+  push_event(w->ctx, w, kind, msg, len);
+  if (w->ctx->ev_tail && w->ctx->ev_tail->id == w->id) {
+    w->ctx->ev_tail->code = code;
+    w->ctx->ev_tail->err = err;
+  }
+}
+
+static void finish_str(rv_ws *w, int kind, int code, const char *err, const char *msg) {
+  finish(w, kind, code, err, msg, strlen(msg));
+}
+
+static const char *classify(const char *msg) {
+  if (!msg) return "connection_failed";
+  if (strstr(msg, "HS:") || strstr(msg, "ws upgrade") || strstr(msg, "handshake")) return "handshake_failed";
+  if (strstr(msg, "tls") || strstr(msg, "TLS") || strstr(msg, "ssl") || strstr(msg, "SSL") ||
+      strstr(msg, "cert"))
+    return "tls_failed";
+  return "connection_failed";
+}
+
+static void frame_free_all(rv_ws *w) {
+  rv_frame *f = w->q_head;
+  while (f) {
+    rv_frame *n = f->next;
+    free(f);
+    f = n;
+  }
+  w->q_head = w->q_tail = NULL;
+}
+
+static void ws_free(rv_wsctx *c, rv_ws *w) {
+  if (w->prev) w->prev->next = w->next;
+  else c->list = w->next;
+  if (w->next) w->next->prev = w->prev;
+  if (w->gai) {
+    /* the resolver thread still uses gai until it is cancelled or done */
+    if (gai_cancel(w->gai) == EAI_NOTCANCELED) {
+      const struct gaicb *l[1] = {w->gai};
+      while (gai_error(w->gai) == EAI_INPROGRESS) gai_suspend(l, 1, NULL);
+    }
+    if (w->gai->ar_result) freeaddrinfo(w->gai->ar_result);
+    free((void *)w->gai->ar_request);
+    free(w->gai);
+  }
+  if (w->wsi) lws_set_opaque_user_data(w->wsi, NULL);
+  frame_free_all(w);
+  rv_buf_free(&w->rx);
+  for (int i = 0; i < w->nheaders; i++) free(w->headers[i]);
+  free(w->headers);
+  free(w->host);
+  free(w->path);
+  free(w->protocols);
+  free(w->origin);
+  free(w->ip);
+  free(w->selected);
+  free(w->peer_reason);
+  free(w->local_reason);
+  free(w);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len) {
+  (void)user;
+  rv_ws *w = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+  if (!w) return lws_callback_http_dummy(wsi, reason, user, in, len);
+  rv_wsctx *c = w->ctx;
+  switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+      unsigned char **p = in, *end = *p + len;
+      for (int i = 0; i < w->nheaders; i++) {
+        const char *h = w->headers[i];
+        const char *colon = strchr(h, ':');
+        if (!colon) continue;
+        /* lws wants the name with its colon, NUL-terminated */
+        size_t nl = (size_t)(colon - h) + 1;
+        char *name = malloc(nl + 1);
+        if (!name) return -1;
+        memcpy(name, h, nl);
+        name[nl] = 0;
+        const char *v = colon + 1;
+        while (*v == ' ') v++;
+        int r = lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,
+                                            (int)strlen(v), p, end);
+        free(name);
+        if (r) return -1;
+      }
+      w->state = WS_HANDSHAKE;
+      break;
+    }
+    case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
+      /* the response headers exist only now: keep the selected subprotocol */
+      int plen = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+      free(w->selected);
+      w->selected = NULL;
+      if (plen > 0 && (w->selected = malloc((size_t)plen + 1)) != NULL) {
+        if (lws_hdr_copy(wsi, w->selected, plen + 1, WSI_TOKEN_PROTOCOL) < 0) w->selected[0] = 0;
+      }
+      break;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED: {
+      w->state = WS_OPEN;
+      set_nodelay(wsi, 0);
+      push_event(c, w, EV_OPEN, w->selected ? w->selected : "", w->selected ? strlen(w->selected) : 0);
+      if (w->q_head || w->want_close) lws_callback_on_writable(wsi);
+      break;
+    }
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+      if (w->rx.len == 0) w->rx_binary = lws_frame_is_binary(wsi);
+      if (len > w->max_message || w->rx.len > w->max_message - len) {
+        static const char msg[] = "message too big";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)msg, sizeof msg - 1);
+        finish_str(w, EV_ERROR, 0, "message_too_big", "a message exceeded max_message");
+        lws_set_opaque_user_data(wsi, NULL);
+        return -1;
+      }
+      if (!rv_buf_append(&w->rx, in, len)) {
+        finish_str(w, EV_ERROR, 0, "out_of_memory", "out of memory");
+        lws_set_opaque_user_data(wsi, NULL);
+        return -1;
+      }
+      if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+        push_event(c, w, EV_MESSAGE, w->rx.data, w->rx.len);
+        if (c->ev_tail) c->ev_tail->binary = w->rx_binary;
+        w->rx.len = 0;
+      }
+      set_nodelay(wsi, 1);
+      break;
+    }
+    case LWS_CALLBACK_CLIENT_WRITEABLE: {
+      rv_frame *f = w->q_head;
+      if (f) {
+        w->q_head = f->next;
+        if (!w->q_head) w->q_tail = NULL;
+        int n = lws_write(wsi, f->data + LWS_PRE, f->len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        free(f);
+        if (n < 0) return -1;
+        if (w->q_head || w->want_close) lws_callback_on_writable(wsi);
+        break;
+      }
+      if (w->want_close) {
+        lws_close_reason(wsi, (enum lws_close_status)w->local_code, (unsigned char *)w->local_reason,
+                         w->local_reason_len);
+        return -1;
+      }
+      break;
+    }
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      const unsigned char *b = in;
+      if (len >= 2) {
+        w->peer_code = (b[0] << 8) | b[1];
+        free(w->peer_reason);
+        w->peer_reason = malloc(len - 2 + 1);
+        if (w->peer_reason) {
+          memcpy(w->peer_reason, b + 2, len - 2);
+          w->peer_reason_len = len - 2;
+        }
+      } else {
+        w->peer_code = 1005; /* no status received */
+      }
+      /* Report it now: libwebsockets echoes the close and then waits for the server to
+       * drop TCP, which some servers (2.0's) leave to a one-second timeout. */
+      finish(w, EV_CLOSE, w->peer_code, NULL, w->peer_reason ? w->peer_reason : "", w->peer_reason_len);
+      break;
+    }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+      finish_str(w, EV_ERROR, 0, classify(in), in ? (const char *)in : "connection failed");
+      lws_set_opaque_user_data(wsi, NULL);
+      break;
+    }
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY: {
+      if (w->state == WS_DONE) break;
+      if (w->peer_code) {
+        finish(w, EV_CLOSE, w->peer_code, NULL, w->peer_reason ? w->peer_reason : "", w->peer_reason_len);
+      } else if (w->want_close) {
+        finish(w, EV_CLOSE, w->local_code, NULL, w->local_reason ? w->local_reason : "", w->local_reason_len);
+      } else if (w->state == WS_OPEN) {
+        finish(w, EV_CLOSE, 1006, NULL, "", 0); /* dropped without a close frame */
+      } else {
+        finish_str(w, EV_ERROR, 0, "connection_failed", "the connection closed during the handshake");
+      }
+      lws_set_opaque_user_data(wsi, NULL);
+      break;
+    }
+    default:
+      break;
+  }
+  return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+    {"rivet-client", ws_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file) {
+  if (lp->ws) return lp->ws;
+  rv_wsctx *c = calloc(1, sizeof *c);
+  if (!c) luaL_error(L, "out of memory");
+  lws_set_log_level(0, NULL); /* silent: failures reach Lua as events */
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = protocols;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  /* room for long subprotocol lists (connection params travel there) */
+  info.max_http_header_data = 16384;
+  info.client_ssl_ca_filepath = ca_file;
+  info.timeout_secs = 60;
+  info.gid = -1;
+  info.uid = -1;
+  c->ctx = lws_create_context(&info);
+  if (!c->ctx) {
+    free(c);
+    luaL_error(L, "could not create a libwebsockets context");
+  }
+  lp->ws = c;
+  return c;
+}
+
+static int start_connect(rv_ws *w) {
+  struct lws_client_connect_info ci;
+  memset(&ci, 0, sizeof ci);
+  ci.context = w->ctx->ctx;
+  ci.address = w->ip ? w->ip : w->host;
+  ci.port = w->port;
+  ci.path = w->path;
+  ci.host = w->host;
+  ci.origin = w->origin ? w->origin : w->host;
+  ci.protocol = w->protocols;
+  ci.local_protocol_name = "rivet-client";
+  ci.opaque_user_data = w;
+  ci.pwsi = &w->wsi;
+  if (w->tls) {
+    ci.ssl_connection = LCCSCF_USE_SSL;
+    if (w->insecure)
+      ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                           LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED;
+  }
+  w->state = WS_CONNECTING;
+  if (!lws_client_connect_via_info(&ci)) {
+    if (w->state != WS_DONE) finish_str(w, EV_ERROR, 0, "connection_failed", "could not start the connection");
+    return 0;
+  }
+  return 1;
+}
+
+static char *dupstr(const char *s, size_t len) {
+  char *d = malloc(len + 1);
+  if (d) {
+    memcpy(d, s, len);
+    d[len] = 0;
+  }
+  return d;
+}
+
+static char *opt_dup(lua_State *L, int t, const char *k, int required) {
+  size_t len = 0;
+  lua_getfield(L, t, k);
+  const char *s = lua_tolstring(L, -1, &len);
+  char *d = NULL;
+  if (s) d = dupstr(s, len);
+  lua_pop(L, 1);
+  if (!s && required) luaL_error(L, "ws_open: '%s' is required", k);
+  return d;
+}
+
+/* loop:ws_open{host=, port=, path=, tls=, protocols="a, b", headers={"N: v"}, origin=,
+ *             ca_file=, insecure=, max_message=} -> id
+ * Starts connecting; poll() reports {ws=id, kind="open"|"message"|"close"|"error"}. */
+static int l_ws_open(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "ca_file");
+  const char *ca = lua_tostring(L, -1);
+  rv_wsctx *c = get_ctx(L, lp, ca);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "port");
+  lua_Integer port = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (port <= 0 || port > 65535) return luaL_error(L, "ws_open: bad port");
+  lua_getfield(L, 2, "max_message");
+  lua_Integer maxm = luaL_optinteger(L, -1, 64 * 1024 * 1024);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "headers");
+  int nh = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  lua_pop(L, 1);
+
+  rv_ws *w = calloc(1, sizeof *w);
+  if (!w) return luaL_error(L, "out of memory");
+  w->ctx = c;
+  w->id = ++lp->next_id;
+  w->port = (int)port;
+  w->max_message = maxm > 0 ? (size_t)maxm : 64 * 1024 * 1024;
+  rv_buf_init(&w->rx);
+  w->next = c->list;
+  if (c->list) c->list->prev = w;
+  c->list = w;
+  w->state = WS_RESOLVING;
+
+  lua_getfield(L, 2, "tls");
+  w->tls = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "insecure");
+  w->insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  /* strings: a failed copy frees w through ws_free before raising */
+  w->host = opt_dup(L, 2, "host", 0);
+  w->path = opt_dup(L, 2, "path", 0);
+  w->protocols = opt_dup(L, 2, "protocols", 0);
+  w->origin = opt_dup(L, 2, "origin", 0);
+  if (nh > 0) w->headers = calloc((size_t)nh, sizeof(char *));
+  int ok = w->host && w->path && w->protocols && (nh == 0 || w->headers);
+  if (ok && nh > 0) {
+    lua_getfield(L, 2, "headers");
+    for (int i = 1; i <= nh && ok; i++) {
+      lua_rawgeti(L, -1, i);
+      size_t hl = 0;
+      const char *h = lua_tolstring(L, -1, &hl);
+      if (h) {
+        w->headers[w->nheaders] = dupstr(h, hl);
+        ok = w->headers[w->nheaders] != NULL;
+        if (ok) w->nheaders++;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (!ok) {
+    ws_free(c, w);
+    return luaL_error(L, "ws_open: host, path and protocols are required (or out of memory)");
+  }
+
+  unsigned char tmp[sizeof(struct in6_addr)];
+  if (inet_pton(AF_INET, w->host, tmp) == 1 || inet_pton(AF_INET6, w->host, tmp) == 1) {
+    start_connect(w);
+  } else {
+    struct addrinfo *hints = calloc(1, sizeof *hints);
+    w->gai = calloc(1, sizeof *w->gai);
+    if (!hints || !w->gai) {
+      free(hints);
+      ws_free(c, w);
+      return luaL_error(L, "out of memory");
+    }
+    hints->ai_family = AF_UNSPEC;
+    hints->ai_socktype = SOCK_STREAM;
+    w->gai->ar_name = w->host;
+    w->gai->ar_request = hints;
+    struct gaicb *l[1] = {w->gai};
+    int r = getaddrinfo_a(GAI_NOWAIT, l, 1, NULL);
+    if (r != 0) {
+      finish_str(w, EV_ERROR, 0, "dns_failed", gai_strerror(r));
+    }
+  }
+  lua_pushinteger(L, w->id);
+  return 1;
+}
+
+static rv_ws *find(rv_loop *lp, lua_Integer id) {
+  if (!lp->ws) return NULL;
+  for (rv_ws *w = lp->ws->list; w; w = w->next)
+    if (w->id == id) return w;
+  return NULL;
+}
+
+/* loop:ws_send(id, data, binary) -> true, or false when the socket is gone.
+ * Frames queued before the socket opens are sent once it does, in order. */
+static int l_ws_send(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  rv_ws *w = find(lp, luaL_checkinteger(L, 2));
+  size_t len = 0;
+  const char *data = luaL_checklstring(L, 3, &len);
+  int binary = lua_toboolean(L, 4);
+  if (!w || w->state == WS_DONE || w->want_close) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (len > SIZE_MAX - sizeof(rv_frame) - LWS_PRE) return luaL_error(L, "frame too large");
+  rv_frame *f = malloc(sizeof *f + LWS_PRE + len);
+  if (!f) return luaL_error(L, "out of memory");
+  f->next = NULL;
+  f->len = len;
+  f->binary = binary;
+  memcpy(f->data + LWS_PRE, data, len);
+  if (w->q_tail) w->q_tail->next = f;
+  else w->q_head = f;
+  w->q_tail = f;
+  if (w->wsi && w->state == WS_OPEN) lws_callback_on_writable(w->wsi);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* loop:ws_close(id [, code, reason]) -> true if a close was started.
+ * An open socket sends a close frame after what is queued; one still connecting is
+ * dropped at once. Either way a final "close" or "error" event follows. */
+static int l_ws_close(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  rv_ws *w = find(lp, luaL_checkinteger(L, 2));
+  lua_Integer code = luaL_optinteger(L, 3, 1000);
+  size_t rlen = 0;
+  const char *reason = luaL_optlstring(L, 4, "", &rlen);
+  if (rlen > 123) rlen = 123; /* a close frame's payload is at most 125 bytes */
+  if (!w || w->state == WS_DONE || w->want_close) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  w->want_close = 1;
+  w->local_code = (int)code;
+  free(w->local_reason);
+  w->local_reason = dupstr(reason, rlen);
+  w->local_reason_len = w->local_reason ? rlen : 0;
+  if (w->state == WS_OPEN && w->wsi) {
+    lws_callback_on_writable(w->wsi);
+  } else if (w->wsi) {
+    lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+  } else {
+    finish(w, EV_CLOSE, w->local_code, NULL, w->local_reason ? w->local_reason : "", w->local_reason_len);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void rv_ws_methods(lua_State *L) {
+  static const luaL_Reg m[] = {{"ws_open", l_ws_open}, {"ws_send", l_ws_send}, {"ws_close", l_ws_close}, {NULL, NULL}};
+  luaL_setfuncs(L, m, 0);
+}
+
+int rv_ws_active(rv_loop *lp) { return lp->ws && (lp->ws->list || lp->ws->ev_head); }
+
+/* Finishes host name look-ups that are done. */
+static void check_resolving(rv_wsctx *c) {
+  for (rv_ws *w = c->list; w; w = w->next) {
+    if (w->state != WS_RESOLVING || !w->gai) continue;
+    int r = gai_error(w->gai);
+    if (r == EAI_INPROGRESS) continue;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (r == 0) {
+      for (struct addrinfo *a = w->gai->ar_result; a; a = a->ai_next) {
+        const void *src = a->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+                          : a->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
+                                                     : NULL;
+        if (src && inet_ntop(a->ai_family, src, ip, sizeof ip)) break;
+      }
+      freeaddrinfo(w->gai->ar_result);
+    }
+    free((void *)w->gai->ar_request);
+    free(w->gai);
+    w->gai = NULL;
+    if (r != 0 || !ip[0]) {
+      finish_str(w, EV_ERROR, 0, "dns_failed", r ? gai_strerror(r) : "no address");
+      continue;
+    }
+    w->ip = dupstr(ip, strlen(ip));
+    if (!w->ip) {
+      finish_str(w, EV_ERROR, 0, "out_of_memory", "out of memory");
+      continue;
+    }
+    start_connect(w);
+  }
+}
+
+void rv_ws_service(rv_loop *lp) {
+  rv_wsctx *c = lp->ws;
+  if (!c || !c->list) return;
+  check_resolving(c);
+  lws_service(c->ctx, -1);
+}
+
+int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max_ms) {
+  rv_wsctx *c = lp->ws;
+  if (!c || !c->list) return 0;
+  unsigned n = 0;
+  int ms = *max_ms;
+  if (ms > 1000) ms = 1000; /* libwebsockets checks its own timeouts once a second */
+  for (rv_ws *w = c->list; w; w = w->next) {
+    if (w->state == WS_RESOLVING) {
+      if (ms > 2) ms = 2;
+      continue;
+    }
+    if (!w->wsi || w->state == WS_DONE) continue;
+    int fd = lws_get_socket_fd(w->wsi);
+    if (fd < 0) {
+      if (ms > 2) ms = 2;
+      continue;
+    }
+    short ev = CURL_WAIT_POLLIN;
+    if (w->state == WS_CONNECTING) {
+      /* a plain TCP connect completes with POLLOUT; a TLS handshake would spin on it */
+      if (w->tls) {
+        if (ms > 1) ms = 1;
+      } else {
+        ev |= CURL_WAIT_POLLOUT;
+      }
+    } else if ((w->state == WS_OPEN && (w->q_head || w->want_close)) || lws_partial_buffered(w->wsi)) {
+      ev |= CURL_WAIT_POLLOUT;
+    }
+    if (n == *cap) {
+      unsigned nc = *cap ? *cap * 2 : 8;
+      struct curl_waitfd *nf = realloc(*fds, nc * sizeof *nf);
+      if (!nf) return -1;
+      *fds = nf;
+      *cap = nc;
+    }
+    (*fds)[n].fd = fd;
+    (*fds)[n].events = ev;
+    (*fds)[n].revents = 0;
+    n++;
+  }
+  ms = lws_service_adjust_timeout(c->ctx, ms, 0);
+  if (ms < *max_ms) *max_ms = ms;
+  return (int)n;
+}
+
+static const char *kind_name(int k) {
+  switch (k) {
+    case EV_OPEN: return "open";
+    case EV_MESSAGE: return "message";
+    case EV_CLOSE: return "close";
+    default: return "error";
+  }
+}
+
+int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n) {
+  rv_wsctx *c = lp->ws;
+  if (!c) return n;
+  rv_wsev *e;
+  while ((e = c->ev_head)) {
+    c->ev_head = e->next;
+    if (!c->ev_head) c->ev_tail = NULL;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, e->id);
+    lua_setfield(L, -2, "ws");
+    lua_pushstring(L, kind_name(e->kind));
+    lua_setfield(L, -2, "kind");
+    switch (e->kind) {
+      case EV_OPEN:
+        lua_pushlstring(L, e->data, e->len);
+        lua_setfield(L, -2, "protocol");
+        break;
+      case EV_MESSAGE:
+        lua_pushlstring(L, e->data, e->len);
+        lua_setfield(L, -2, "data");
+        lua_pushboolean(L, e->binary);
+        lua_setfield(L, -2, "binary");
+        break;
+      case EV_CLOSE:
+        lua_pushinteger(L, e->code);
+        lua_setfield(L, -2, "code");
+        lua_pushlstring(L, e->data, e->len);
+        lua_setfield(L, -2, "reason");
+        break;
+      default:
+        lua_pushstring(L, e->err ? e->err : "connection_failed");
+        lua_setfield(L, -2, "err");
+        lua_pushlstring(L, e->data, e->len);
+        lua_setfield(L, -2, "message");
+        break;
+    }
+    lua_rawseti(L, out, ++n);
+    free(e);
+  }
+  /* sockets whose final event Lua now has are gone */
+  rv_ws *w = c->list;
+  while (w) {
+    rv_ws *next = w->next;
+    if (w->state == WS_DONE) ws_free(c, w);
+    w = next;
+  }
+  if (c->failed_alloc) {
+    c->failed_alloc = 0;
+    luaL_error(L, "out of memory while queueing WebSocket events");
+  }
+  return n;
+}
+
+void rv_ws_destroy(rv_loop *lp) {
+  rv_wsctx *c = lp->ws;
+  if (!c) return;
+  for (rv_ws *w = c->list; w; w = w->next) {
+    if (w->wsi) lws_set_opaque_user_data(w->wsi, NULL);
+    w->wsi = NULL;
+  }
+  lws_context_destroy(c->ctx);
+  while (c->list) ws_free(c, c->list);
+  rv_wsev *e = c->ev_head;
+  while (e) {
+    rv_wsev *nx = e->next;
+    free(e);
+    e = nx;
+  }
+  free(c);
+  lp->ws = NULL;
+}
