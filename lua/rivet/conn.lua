@@ -1,0 +1,417 @@
+-- ActorConn: a live connection to an actor over WebSocket. The state machine (C,
+-- core.conn_new) decides everything about ids, queueing, deadlines, subscriptions and
+-- backoff; this file moves bytes between it and the loop's WebSocket and turns what it
+-- reports into futures, listeners and callbacks.
+local core = require("rivet.core")
+local errors = require("rivet.errors")
+local protocol = require("rivet.protocol")
+
+local now = core.now
+local null = core.null
+local array_mt = core.array_mt
+
+local Conn = {}
+local methods = {}
+Conn.methods = methods
+
+local action_fns = {}
+
+local conn_mt = {
+  __name = "rivet.ActorConn",
+  __index = function(self, k)
+    local m = methods[k]
+    if m ~= nil then return m end
+    if type(k) ~= "string" or k:sub(1, 1) == "_" then return nil end
+    local f = action_fns[k]
+    if not f then
+      f = function(c, ...)
+        if getmetatable(c) ~= Conn.mt then
+          error("action '" .. k .. "' must be called with a colon: conn:" .. k .. "(...)", 2)
+        end
+        return c:_call(k, 3, ...)
+      end
+      action_fns[k] = f
+    end
+    return f
+  end,
+  __tostring = function(self)
+    return "rivet.ActorConn(" .. self._handle._name .. ", " .. self.status .. ")"
+  end,
+}
+Conn.mt = conn_mt
+
+local seed_counter = 0
+
+--- Internal: handle:connect(params) builds one and starts connecting at once.
+function Conn.new(handle, params)
+  local client = handle._client
+  local p = client:_server(now() + client._timeout)
+  seed_counter = seed_counter + 1
+  local enc = client._encoding
+  local self = setmetatable({
+    status = "idle",
+    actorId = nil,
+    connectionId = nil,
+    _handle = handle,
+    _client = client,
+    _sched = client._sched,
+    _params = params,
+    _sm = core.conn_new({
+      encoding = enc,
+      tagged = protocol.tagged(p, enc),
+      line = p.line,
+      seed = math.floor(now() * 1e6) + seed_counter,
+      error_mt = errors.ActorError,
+    }),
+    _ws = false,
+    _attempting = false,
+    _futures = {},
+    _listeners = {},
+    _cb = { open = {}, close = {}, error = {}, status = {} },
+    _out = {},
+  }, conn_mt)
+  client._sched:add_source(self)
+  self:_start_attempt()
+  return self
+end
+
+--------------------------------------------------------------------------------------
+-- Callbacks (each in its own task, so a handler may call actions; errors go to onError)
+--------------------------------------------------------------------------------------
+
+local function report(self, err)
+  local cbs = self._cb.error
+  if #cbs == 0 then return end
+  for i = 1, #cbs do
+    local fn = cbs[i]
+    self._sched:spawn(function()
+      local ok, e = pcall(fn, err)
+      if not ok then io.stderr:write("rivet: an onError handler failed: ", tostring(e), "\n") end
+    end, true)
+  end
+end
+
+local function run_handler(self, fn, ...)
+  self._sched:spawn(function(...)
+    local ok, e = pcall(fn, ...)
+    if not ok then
+      if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
+      report(self, e)
+    end
+  end, true, ...)
+end
+
+local function fire(self, kind, ...)
+  local cbs = self._cb[kind]
+  for i = 1, #cbs do run_handler(self, cbs[i], ...) end
+end
+
+--------------------------------------------------------------------------------------
+-- Moving things between the state machine and the socket
+--------------------------------------------------------------------------------------
+
+-- Applies everything the state machine reported since the last drain.
+function methods:_flush()
+  local out = self._out
+  local n = self._sm:drain(out)
+  local loop = self._client._loop
+  for i = 1, n do
+    local o = out[i]
+    out[i] = nil
+    local kind = o.kind
+    if kind == "send" then
+      if self._ws then loop:ws_send(self._ws, o.data, o.binary) end
+    elseif kind == "result" then
+      local fut = self._futures[o.id]
+      if fut then
+        self._futures[o.id] = nil
+        if o.ok then
+          local v = o.value
+          if v == null then v = nil end
+          fut:resolve(v)
+        else
+          fut:reject(o.err)
+        end
+      end
+    elseif kind == "event" then
+      local ls = self._listeners[o.name]
+      if ls then
+        local args, nargs = o.args, #o.args
+        for j = 1, nargs do
+          if args[j] == null then args[j] = nil end
+        end
+        -- copy: a once-listener removes itself while we iterate
+        local list = table.move(ls, 1, #ls, 1, {})
+        for j = 1, #list do
+          local l = list[j]
+          if l.once then self:_remove_listener(o.name, l) end
+          run_handler(self, l.fn, table.unpack(args, 1, nargs))
+        end
+      end
+    elseif kind == "status" then
+      self.status = o.status
+      fire(self, "status", o.status)
+    elseif kind == "open" then
+      self.actorId, self.connectionId = o.actorId, o.connectionId
+      fire(self, "open")
+    elseif kind == "error" then
+      report(self, o.err)
+    elseif kind == "close" then
+      if self._ws then loop:ws_close(self._ws, o.code, o.reason) end
+    end
+  end
+end
+
+function methods:_on_ws(ev)
+  if ev.ws ~= self._ws then return end
+  local sm, t = self._sm, now()
+  local kind = ev.kind
+  if kind == "message" then
+    sm:feed(ev.data, t)
+  elseif kind == "close" then
+    self._ws = false
+    self._client._sched.ws_owners[ev.ws] = nil
+    sm:closed(ev.code, ev.reason, t, false)
+    fire(self, "close", ev.code, ev.reason)
+    self:_forget_id(ev.reason)
+  elseif kind == "error" then
+    self._ws = false
+    self._client._sched.ws_owners[ev.ws] = nil
+    sm:closed(nil, ev.message, t, true)
+    self:_forget_id(nil)
+  end
+  self:_flush()
+end
+
+-- A key-based handle looks its actor up again before the next attempt when the actor
+-- may be gone (2.3 says so in the close reason; 2.0 ids are stable per key, and its
+-- lookup is what creates a destroyed actor again).
+function methods:_forget_id(reason)
+  local h = self._handle
+  if not h._key then return end
+  if reason == nil or reason:find("not_found", 1, true) or reason:find("destroyed", 1, true)
+      or reason == "internal_error" then
+    h._id = false
+  end
+end
+
+function methods:next_wakeup()
+  return self._sm:next_wakeup()
+end
+
+function methods:pump()
+  local sm = self._sm
+  if sm:tick(now()) and not self._attempting and not self._ws then
+    self:_start_attempt()
+  end
+  self:_flush()
+end
+
+local function ws_target(self, id)
+  local client = self._client
+  local u = client._url
+  local p = client._profile
+  local seg = protocol.pct(id)
+  if client._token and p and p.line == "2.3" then seg = seg .. "@" .. protocol.pct(client._token) end
+  local protos = { "rivet", "rivet_encoding." .. client._encoding }
+  local params = self._params
+  if params == nil then params = self._handle._params end
+  if type(params) == "function" then
+    local ok, v = pcall(params)
+    if not ok then
+      return nil, errors.new("client", "get_params_failed", "the params function failed: " .. tostring(v))
+    end
+    params = v
+  end
+  if params ~= nil then
+    protos[#protos + 1] = "rivet_conn_params." .. protocol.pct(core.json_encode_ascii(params))
+  end
+  return {
+    host = u.host,
+    port = u.port,
+    tls = u.tls,
+    path = u.path .. "/gateway/" .. seg .. "/connect",
+    protocols = table.concat(protos, ", "),
+    headers = client._extra_headers,
+    ca_file = client._ca_file,
+    insecure = client._insecure,
+  }
+end
+
+-- One connection attempt: look the actor up if needed, then open the socket. Runs in
+-- an internal task because the look-up may wait on HTTP.
+function methods:_start_attempt()
+  local sm = self._sm
+  if sm:status() == "disposed" then return end
+  sm:start(now())
+  self:_flush()
+  self._attempting = true
+  local client = self._client
+  self._sched:spawn(function()
+    local deadline = now() + client._timeout
+    local ok, id = pcall(self._handle._resolve, self._handle, deadline)
+    self._attempting = false
+    if sm:status() ~= "connecting" then return end
+    local target, err
+    if ok then
+      target, err = ws_target(self, id)
+    else
+      err = id
+    end
+    if not target then
+      sm:closed(nil, tostring(err), now(), true)
+      if errors.is(err) then report(self, err) end
+      self:_flush()
+      return
+    end
+    local ws = client._loop:ws_open(target)
+    self._ws = ws
+    client._sched.ws_owners[ws] = self
+    -- an attempt that neither opens nor fails in time is abandoned
+    self._sched:timer(deadline, function()
+      if self._ws == ws and sm:status() == "connecting" then client._loop:ws_close(ws, 1000, "timeout") end
+    end)
+  end, true)
+end
+
+--------------------------------------------------------------------------------------
+-- Public API
+--------------------------------------------------------------------------------------
+
+local function pack_args(...)
+  local n = select("#", ...)
+  local args = setmetatable({ ... }, array_mt)
+  for i = 1, n do
+    if args[i] == nil then args[i] = null end
+  end
+  return args
+end
+
+function methods:_deadline()
+  local h = self._handle
+  return now() + (h._timeout or self._client._timeout)
+end
+
+function methods:_start_call(name, level, ...)
+  local args = pack_args(...)
+  local ok, id = pcall(self._sm.call, self._sm, name, args, self:_deadline())
+  if not ok then
+    error("bad argument to action '" .. name .. "': " .. tostring(id):gsub("^[^:]*:%d+: ", ""), level + 1)
+  end
+  local fut = self._sched:future()
+  self._futures[id] = fut
+  self:_flush()
+  return fut
+end
+
+function methods:_call(name, level, ...)
+  return self:_start_call(name, level + 1, ...):await()
+end
+
+--- Calls action `name` over the connection and waits for its output.
+function methods:action(name, ...)
+  if getmetatable(self) ~= conn_mt then error("'action' must be called with a colon: conn:action(name, ...)", 2) end
+  if type(name) ~= "string" or name == "" then
+    error("bad argument #1 to 'action': action name must be a non-empty string, got " .. type(name), 2)
+  end
+  return self:_call(name, 2, ...)
+end
+
+--- Sends action `name` and returns a future at once.
+function methods:async(name, ...)
+  if getmetatable(self) ~= conn_mt then error("'async' must be called with a colon: conn:async(name, ...)", 2) end
+  if type(name) ~= "string" or name == "" then
+    error("bad argument #1 to 'async': action name must be a non-empty string, got " .. type(name), 2)
+  end
+  return self:_start_call(name, 2, ...)
+end
+
+function methods:_remove_listener(name, l)
+  local ls = self._listeners[name]
+  if not ls then return end
+  for i = #ls, 1, -1 do
+    if ls[i] == l then table.remove(ls, i) end
+  end
+  if #ls == 0 then
+    self._listeners[name] = nil
+    if self._sm:status() ~= "disposed" then
+      self._sm:unsubscribe(name)
+      self:_flush()
+    end
+  end
+end
+
+local function add_listener(self, fname, name, fn, once)
+  if getmetatable(self) ~= conn_mt then error("'" .. fname .. "' must be called with a colon", 3) end
+  if type(name) ~= "string" or name == "" then
+    error("bad argument #1 to '" .. fname .. "': event name must be a non-empty string, got " .. type(name), 3)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to '" .. fname .. "': expected a function, got " .. type(fn), 3)
+  end
+  local l = { fn = fn, once = once }
+  local ls = self._listeners[name]
+  if not ls then
+    ls = {}
+    self._listeners[name] = ls
+    if self._sm:status() ~= "disposed" then
+      self._sm:subscribe(name)
+      self:_flush()
+    end
+  end
+  ls[#ls + 1] = l
+  local removed = false
+  return function()
+    if removed then return end
+    removed = true
+    self:_remove_listener(name, l)
+  end
+end
+
+--- Calls fn(...) for every event `name`; returns a function that unsubscribes.
+function methods:on(name, fn) return add_listener(self, "on", name, fn, false) end
+--- Like on, for the next event only.
+function methods:once(name, fn) return add_listener(self, "once", name, fn, true) end
+
+local function add_cb(self, kind, fname, fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to '" .. fname .. "': expected a function, got " .. type(fn), 3)
+  end
+  local list = self._cb[kind]
+  list[#list + 1] = fn
+  return function()
+    for i = #list, 1, -1 do if list[i] == fn then table.remove(list, i) end end
+  end
+end
+
+--- fn(err) for connection errors (err is an ActorError); returns a remover.
+function methods:onError(fn) return add_cb(self, "error", "onError", fn) end
+--- fn() after every Init (the connection is ready).
+function methods:onOpen(fn) return add_cb(self, "open", "onOpen", fn) end
+--- fn(code, reason) when the socket closes.
+function methods:onClose(fn) return add_cb(self, "close", "onClose", fn) end
+--- fn(status) on every status change.
+function methods:onStatusChange(fn) return add_cb(self, "status", "onStatusChange", fn) end
+
+--- Closes the connection (1000 "Disposed"), fails pending calls with client.disposed,
+--- removes listeners and stops reconnecting.
+function methods:dispose()
+  if self._sm:status() == "disposed" then return end
+  self._sm:dispose(now())
+  self:_flush()
+  self._listeners = {}
+  self._cb = { open = {}, close = {}, error = {}, status = {} }
+  self._client._sched:remove_source(self)
+end
+
+conn_mt.__close = function(self) self:dispose() end
+conn_mt.__gc = function(self)
+  -- dropped without dispose(): close the socket; nothing else can reach this object
+  local ws = rawget(self, "_ws")
+  local client = rawget(self, "_client")
+  if ws and client and not client._disposed then
+    pcall(client._loop.ws_close, client._loop, ws, 1000, "Disposed")
+  end
+end
+
+return Conn

@@ -1,0 +1,285 @@
+-- Actor handles: client.counter:getOrCreate("k") returns one; any method name that is
+-- not one of the handle's own becomes a stateless action over HTTP.
+local core = require("rivet.core")
+local errors = require("rivet.errors")
+local protocol = require("rivet.protocol")
+
+local now = core.now
+local null = core.null
+local array_mt = core.array_mt
+
+local Handle = {}
+local methods = {}
+Handle.methods = methods
+
+local MAX_LIFECYCLE_RETRIES = 5
+
+local action_fns = {} -- action name -> function(self, ...) (one closure per name)
+
+local handle_mt = {
+  __name = "rivet.ActorHandle",
+  __index = function(self, k)
+    local m = methods[k]
+    if m ~= nil then return m end
+    if type(k) ~= "string" or k:sub(1, 1) == "_" then return nil end
+    local f = action_fns[k]
+    if not f then
+      f = function(h, ...)
+        if getmetatable(h) ~= Handle.mt then
+          error("action '" .. k .. "' must be called with a colon: handle:" .. k .. "(...)", 2)
+        end
+        return h:_call(k, 3, ...)
+      end
+      action_fns[k] = f
+    end
+    return f
+  end,
+  __tostring = function(self)
+    local key = self._key and protocol.serialize_key(self._key) or nil
+    return "rivet.ActorHandle(" .. self._name .. (key and (", key " .. key) or "")
+        .. (self._id and (", id " .. self._id) or "") .. ")"
+  end,
+}
+Handle.mt = handle_mt
+
+--- Internal: builds a handle. mode is "get", "getOrCreate", "create" or "id".
+function Handle.new(client, name, key, mode, opts)
+  return setmetatable({
+    _client = client,
+    _name = name,
+    _key = key or false,
+    _mode = mode,
+    _id = false,
+    _resolving = false,
+    _params = opts.params,
+    _input = opts.input,
+    _region = opts.region or false,
+    _timeout = opts.timeout or false,
+  }, handle_mt)
+end
+
+function methods:_deadline()
+  return now() + (self._timeout or self._client._timeout)
+end
+
+-- Arguments as an array with explicit nulls (Lua cannot hold nil in a table).
+local function pack_args(...)
+  local n = select("#", ...)
+  local args = setmetatable({ ... }, array_mt)
+  for i = 1, n do
+    if args[i] == nil then args[i] = null end
+  end
+  return args
+end
+
+--------------------------------------------------------------------------------------
+-- Resolving the actor id
+--------------------------------------------------------------------------------------
+
+local function create_body(self, p)
+  local c = self._client
+  local body = {
+    name = self._name,
+    key = protocol.serialize_key(self._key or {}),
+    runner_name_selector = c._pool,
+    crash_policy = "sleep",
+  }
+  if self._input ~= nil then
+    body.input = core.base64_encode(core.cbor_encode(self._input, p.tagged_cbor))
+  end
+  if self._region then body.datacenter = self._region end
+  return body
+end
+
+-- REST create calls may meet an actor destroyed while it was being created (2.3):
+-- that is transient, try again.
+local function rest_retry(self, method, path, query, body, deadline)
+  local c = self._client
+  local attempt = 0
+  while true do
+    local ok, res = pcall(c._rest, c, method, path, query, body, deadline)
+    if ok then return res end
+    attempt = attempt + 1
+    if not (errors.is(res) and protocol.is_lifecycle(res)) or attempt > MAX_LIFECYCLE_RETRIES
+        or now() + 0.05 * attempt >= deadline then
+      error(res, 0)
+    end
+    c._sched:sleep(math.min(0.025 * 2 ^ (attempt - 1), 0.2))
+  end
+end
+
+local function take_actor(self, actor, what)
+  if type(actor) ~= "table" or type(actor.actor_id) ~= "string" then
+    error(errors.new("client", "malformed_response", "the server's answer to " .. what .. " has no actor id"), 0)
+  end
+  self._id = actor.actor_id
+  return self._id
+end
+
+local function lookup(self, deadline)
+  local c = self._client
+  local p = c:_server(deadline)
+  local mode = self._mode
+  if mode == "getOrCreate" then
+    local res = rest_retry(self, "PUT", "/actors", nil, create_body(self, p), deadline)
+    return take_actor(self, res.actor, "PUT /actors")
+  elseif mode == "get" then
+    local q = "name=" .. protocol.pct(self._name) .. "&key=" .. protocol.pct(protocol.serialize_key(self._key))
+    local res = c:_rest("GET", "/actors", q, nil, deadline)
+    local a = type(res.actors) == "table" and res.actors[1]
+    if not a then
+      error(errors.new("actor", "not_found", "no actor '" .. self._name .. "' with key "
+        .. protocol.serialize_key(self._key)), 0)
+    end
+    return take_actor(self, a, "GET /actors")
+  end
+  error(errors.new("actor", "not_found", "the actor of this handle no longer exists"), 0)
+end
+
+--- The actor id, resolved once and cached. Concurrent callers share one lookup.
+function methods:_resolve(deadline)
+  if self._id then return self._id end
+  local sched = self._client._sched
+  if self._resolving then return sched:await(self._resolving) end
+  local fut = sched:future()
+  self._resolving = fut
+  local ok, id = pcall(lookup, self, deadline)
+  self._resolving = false
+  if ok then fut:resolve(id) else fut:reject(id); error(id, 0) end
+  return id
+end
+
+function methods:_create()
+  local deadline = self:_deadline()
+  local p = self._client:_server(deadline)
+  local res = rest_retry(self, "POST", "/actors", nil, create_body(self, p), deadline)
+  take_actor(self, res.actor, "POST /actors")
+  self._mode = "id"
+end
+
+--- Returns the actor id (looking it up, or creating the actor for getOrCreate handles).
+function methods:resolve()
+  if getmetatable(self) ~= handle_mt then error("'resolve' must be called with a colon: handle:resolve()", 2) end
+  return self:_resolve(self:_deadline())
+end
+
+--------------------------------------------------------------------------------------
+-- Stateless actions
+--------------------------------------------------------------------------------------
+
+-- connection params: a value, or a function called before each use (token refresh)
+function methods:_params_json()
+  local p = self._params
+  if type(p) == "function" then
+    local ok, v = pcall(p)
+    if not ok then
+      error(errors.new("client", "get_params_failed", "the params function failed: " .. tostring(v)), 0)
+    end
+    p = v
+  end
+  if p == nil then return nil end
+  return core.json_encode_ascii(p)
+end
+
+function methods:_gateway_headers(encoding)
+  local c = self._client
+  local h = {
+    "x-rivet-encoding: " .. encoding,
+    encoding == "json" and "content-type: application/json" or "content-type: application/octet-stream",
+  }
+  local pj = self:_params_json()
+  if pj then h[#h + 1] = "x-rivet-conn-params: " .. pj end
+  if c._token then h[#h + 1] = "x-rivet-token: " .. c._token end
+  for _, x in ipairs(c._extra_headers) do h[#h + 1] = x end
+  return h
+end
+
+-- One attempt: returns output, or nil, err (an ActorError) for the retry policy to judge.
+local function send_action(self, id, name, args, p, deadline)
+  local c = self._client
+  local enc = c._encoding
+  local tagged = protocol.tagged(p, enc)
+  local body = core.encode_http_action_request(enc, args, tagged)
+  local res = c:_http({
+    method = "POST",
+    url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/action/" .. protocol.pct(name),
+    headers = self:_gateway_headers(enc),
+    body = body,
+  }, deadline)
+  if res.status == 200 then
+    local ok, out = core.decode_http_action_response(enc, res.body, tagged)
+    if not ok then
+      return nil, errors.new("client", "malformed_response", "could not decode the action's response: " .. tostring(out))
+    end
+    if out == null then out = nil end
+    return out
+  end
+  return nil, protocol.http_error(res, enc, tagged)
+end
+
+local function invoke(self, name, args, deadline)
+  local c = self._client
+  local p = c:_server(deadline)
+  local reresolved, attempt = false, 0
+  while true do
+    local id = self:_resolve(deadline)
+    local out, err = send_action(self, id, name, args, p, deadline)
+    if not err then return out end
+    if self._key and not reresolved and protocol.is_stale(err) then
+      -- the cached id may belong to an actor that is gone: look the key up once more
+      reresolved = true
+      self._id = false
+    elseif protocol.is_lifecycle(err) and attempt < MAX_LIFECYCLE_RETRIES then
+      attempt = attempt + 1
+      local pause = math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+      if now() + pause >= deadline then error(err, 0) end
+      c._sched:sleep(pause)
+    else
+      error(err, 0)
+    end
+  end
+end
+
+-- Checks the arguments can be encoded before anything is sent, so a bad argument is a
+-- plain Lua error at the caller (also for async calls).
+local function check_args(args, name, level)
+  local ok, err = pcall(core.cbor_encode, args, false)
+  if not ok then
+    error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
+  end
+end
+
+function methods:_call(name, level, ...)
+  local args = pack_args(...)
+  check_args(args, name, level)
+  return invoke(self, name, args, self:_deadline())
+end
+
+--- Calls action `name` with the given arguments (for names that clash with methods).
+function methods:action(name, ...)
+  if getmetatable(self) ~= handle_mt then error("'action' must be called with a colon: handle:action(name, ...)", 2) end
+  if type(name) ~= "string" or name == "" then
+    error("bad argument #1 to 'action': action name must be a non-empty string, got " .. type(name), 2)
+  end
+  return self:_call(name, 3, ...)
+end
+
+--- Starts action `name` and returns a future at once; many can be in flight.
+function methods:async(name, ...)
+  if getmetatable(self) ~= handle_mt then error("'async' must be called with a colon: handle:async(name, ...)", 2) end
+  if type(name) ~= "string" or name == "" then
+    error("bad argument #1 to 'async': action name must be a non-empty string, got " .. type(name), 2)
+  end
+  local args = pack_args(...)
+  check_args(args, name, 2)
+  local deadline = self:_deadline()
+  return self._client._sched:spawn(invoke, true, self, name, args, deadline)
+end
+
+--- Opens a live connection (WebSocket) to the actor; params override the handle's.
+function methods:connect(params)
+  if getmetatable(self) ~= handle_mt then error("'connect' must be called with a colon: handle:connect([params])", 2) end
+  return require("rivet.conn").new(self, params)
+end
+
+return Handle

@@ -1,0 +1,61 @@
+--- lua-rivetkit: the Lua client for Rivet actors.
+-- local rivet = require("rivet")
+-- local client = rivet.client("http://127.0.0.1:6420")
+-- print(client.counter:getOrCreate("my-counter"):increment(5))
+local core = require("rivet.core")
+local errors = require("rivet.errors")
+local Client = require("rivet.client")
+
+local rivet = {
+  _VERSION = "0.1.0",
+  ActorError = errors.ActorError,
+  null = core.null,
+}
+
+--- Creates a client. rivet.client([endpoint], [opts]); see docs/api.md for the options.
+function rivet.client(endpoint, opts)
+  return Client.new(endpoint, opts)
+end
+
+--- Marks t (default a new table) as an array, so an empty one encodes as [] not {}.
+function rivet.array(t)
+  if t ~= nil and type(t) ~= "table" then error("bad argument #1 to 'array': expected a table, got " .. type(t), 2) end
+  return setmetatable(t or {}, core.array_mt)
+end
+
+--- Marks t (default a new table) as a map, so an array-like or empty one encodes as {}.
+function rivet.map(t)
+  if t ~= nil and type(t) ~= "table" then error("bad argument #1 to 'map': expected a table, got " .. type(t), 2) end
+  return setmetatable(t or {}, core.map_mt)
+end
+
+--- Wraps a string so it travels as bytes (a JavaScript Uint8Array).
+function rivet.bytes(s)
+  if type(s) ~= "string" then error("bad argument #1 to 'bytes': expected a string, got " .. type(s), 2) end
+  return setmetatable({ s }, core.bytes_mt)
+end
+
+--- True when v is an array-marked table (decoded arrays are).
+function rivet.isArray(v) return type(v) == "table" and getmetatable(v) == core.array_mt end
+
+--- True when e is a rivet.ActorError (optionally of kind "group" or "group.code").
+rivet.isActorError = errors.is
+
+--- Waits for every future in the array; returns their values in order. Raises the first
+--- error (after all have settled, so none is left running unobserved).
+function rivet.all(futures)
+  if type(futures) ~= "table" then error("bad argument #1 to 'all': expected an array of futures", 2) end
+  local results, first_err = { n = #futures }, nil
+  for i = 1, #futures do
+    local f = futures[i]
+    if type(f) ~= "table" or type(f.await) ~= "function" then
+      error("bad argument #1 to 'all': element " .. i .. " is not a future", 2)
+    end
+    local ok, v = f:result()
+    if ok then results[i] = v elseif first_err == nil then first_err = v end
+  end
+  if first_err ~= nil then error(first_err, 0) end
+  return results
+end
+
+return rivet

@@ -1,0 +1,376 @@
+-- The coroutine scheduler and futures: the only place in the library that yields.
+--
+-- Every wait goes through Scheduler:await(future). Inside a task started by spawn() it
+-- yields the task; anywhere else (the main chunk, a coroutine of the user's own) it runs
+-- the loop until the future settles. The C loop never yields and never sleeps longer
+-- than the timeout it is given, so one step() is the unit game loops call each tick.
+local core = require("rivet.core")
+local errors = require("rivet.errors")
+
+local now = core.now
+local co_running, co_resume, co_status, co_yield, co_create =
+  coroutine.running, coroutine.resume, coroutine.status, coroutine.yield, coroutine.create
+local huge, max, min = math.huge, math.max, math.min
+
+local AWAIT = setmetatable({}, { __name = "rivet.await" }) -- what a task yields while it waits
+
+--------------------------------------------------------------------------------------
+-- Future: one value or one error, settled once.
+--------------------------------------------------------------------------------------
+local Future = {}
+Future.__index = Future
+Future.__name = "rivet.Future"
+
+function Future.new(sched)
+  return setmetatable({ _sched = sched, done = false }, Future)
+end
+
+local function settle(fut, ok, value)
+  if fut.done then return false end
+  fut.done, fut.ok, fut.value = true, ok, value
+  local w = fut._waiters
+  if w then
+    fut._waiters = nil
+    local sched = fut._sched
+    for i = 1, #w do sched:_wake(w[i]) end
+  end
+  local cbs = fut._callbacks
+  if cbs then
+    fut._callbacks = nil
+    for i = 1, #cbs do cbs[i](fut) end
+  end
+  return true
+end
+
+--- Settles the future with a value (ignored if it is already settled).
+function Future:resolve(value) return settle(self, true, value) end
+--- Settles the future with an error (ignored if it is already settled).
+function Future:reject(err) return settle(self, false, err) end
+
+--- Waits for the value (yielding inside a task, running the loop elsewhere); raises the
+--- error the future settled with. `timeout` (seconds) bounds this wait only.
+function Future:await(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'await': timeout must be a number of seconds", 2)
+  end
+  return self._sched:await(self, timeout)
+end
+
+--- Like await, but returns true, value or false, err instead of raising.
+function Future:result(timeout)
+  return pcall(self._sched.await, self._sched, self, timeout)
+end
+
+--- Calls fn(future) once the future settles (at once if it already has).
+function Future:onSettled(fn)
+  if self.done then
+    fn(self)
+  else
+    local cbs = self._callbacks
+    if not cbs then cbs = {}; self._callbacks = cbs end
+    cbs[#cbs + 1] = fn
+  end
+end
+
+function Future:__tostring()
+  if not self.done then return "rivet.Future (pending)" end
+  return self.ok and "rivet.Future (resolved)" or ("rivet.Future (failed: " .. tostring(self.value) .. ")")
+end
+
+--------------------------------------------------------------------------------------
+-- Timers: a binary min-heap of {at=, fn=} entries; cancelled entries are skipped.
+--------------------------------------------------------------------------------------
+local function heap_push(h, t)
+  local i = #h + 1
+  h[i] = t
+  while i > 1 do
+    local p = i // 2
+    if h[p].at <= t.at then break end
+    h[i], h[p] = h[p], t
+    i = p
+  end
+end
+
+local function heap_pop(h)
+  local n = #h
+  local top = h[1]
+  local last = h[n]
+  h[n] = nil
+  n = n - 1
+  if n > 0 then
+    local i = 1
+    h[1] = last
+    while true do
+      local l, r, m = 2 * i, 2 * i + 1, i
+      if l <= n and h[l].at < h[m].at then m = l end
+      if r <= n and h[r].at < h[m].at then m = r end
+      if m == i then break end
+      h[i], h[m] = h[m], h[i]
+      i = m
+    end
+  end
+  return top
+end
+
+--------------------------------------------------------------------------------------
+-- Scheduler
+--------------------------------------------------------------------------------------
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+function Scheduler.new(loop)
+  return setmetatable({
+    loop = loop,
+    tasks = {},       -- coroutine -> task record
+    ntasks = 0,       -- user tasks still alive (run() waits for these)
+    ready = {},       -- queue of coroutines to resume
+    rhead = 1,
+    timers = {},      -- heap
+    inflight = {},    -- request id -> future
+    out = {},         -- reused result array for loop:poll
+    -- connections: weak, so a connection the user dropped can be collected (and closed)
+    sources = setmetatable({}, { __mode = "k" }), -- objects with :pump() and :next_wakeup()
+    ws_owners = setmetatable({}, { __mode = "v" }), -- WebSocket id -> object with :_on_ws(ev)
+    unhandled = nil,  -- errors of user tasks nobody awaited
+  }, Scheduler)
+end
+
+Scheduler.Future = Future
+
+function Scheduler:future() return Future.new(self) end
+
+--- Runs fn(...) in a new task; returns a future of its return value.
+--- internal tasks (the library's own) do not keep run() going.
+function Scheduler:spawn(fn, internal, ...)
+  local fut = Future.new(self)
+  local co = co_create(fn)
+  local task = { co = co, fut = fut, internal = internal, args = table.pack(...), queued = false }
+  self.tasks[co] = task
+  if not internal then self.ntasks = self.ntasks + 1 end
+  self:_wake(co)
+  return fut
+end
+
+--- True when the running code is a task of this scheduler (so it may yield).
+function Scheduler:in_task()
+  local co, main = co_running()
+  return not main and self.tasks[co] ~= nil
+end
+
+function Scheduler:_wake(co)
+  local task = self.tasks[co]
+  if task and not task.queued then
+    task.queued = true
+    local r = self.ready
+    r[#r + 1] = co
+  end
+end
+
+local function finish(self, task, ok, value)
+  local co = task.co
+  self.tasks[co] = nil
+  if not task.internal then self.ntasks = self.ntasks - 1 end
+  local fut = task.fut
+  if not ok and not task.internal and not fut._waiters and not fut._callbacks then
+    -- nobody is waiting for this task: its error must not vanish
+    local u = self.unhandled
+    if not u then u = {}; self.unhandled = u end
+    u[#u + 1] = value
+  end
+  settle(fut, ok, value)
+end
+
+local function traceback(co, err)
+  if type(err) == "string" then return debug.traceback(co, err) end
+  return err
+end
+
+function Scheduler:_resume(co)
+  local task = self.tasks[co]
+  if not task or co_status(co) ~= "suspended" then return end
+  task.queued = false
+  local ok, a
+  local args = task.args
+  if args then
+    task.args = nil
+    ok, a = co_resume(co, table.unpack(args, 1, args.n))
+  else
+    ok, a = co_resume(co)
+  end
+  if co_status(co) == "dead" then
+    finish(self, task, ok, ok and a or traceback(co, a))
+  elseif a ~= AWAIT then
+    self:_wake(co) -- a plain coroutine.yield() inside a task: let the others run, then go on
+  end
+end
+
+function Scheduler:_run_ready()
+  -- Only the coroutines queued when this round starts run now; ones woken meanwhile
+  -- run in the next round, so a task that keeps yielding cannot starve the loop.
+  local r = self.ready
+  local n = #r
+  if n == 0 then return end
+  self.ready = {}
+  for i = 1, n do self:_resume(r[i]) end
+end
+
+--- Schedules fn() at monotonic time `at`; returns the timer (pass it to cancel_timer).
+function Scheduler:timer(at, fn)
+  local t = { at = at, fn = fn }
+  heap_push(self.timers, t)
+  return t
+end
+
+function Scheduler:cancel_timer(t)
+  if t then t.fn = nil end
+end
+
+function Scheduler:_fire_timers()
+  local h = self.timers
+  local t0 = now()
+  while h[1] and h[1].at <= t0 do
+    local t = heap_pop(h)
+    local fn = t.fn
+    if fn then
+      t.fn = nil
+      fn()
+    end
+  end
+end
+
+function Scheduler:_next_timer()
+  local h = self.timers
+  while h[1] and not h[1].fn do heap_pop(h) end
+  return h[1] and h[1].at
+end
+
+--- Registers an HTTP request with the loop; returns a future of its result table.
+function Scheduler:request(req)
+  local id = self.loop:request(req)
+  local fut = Future.new(self)
+  self.inflight[id] = fut
+  return fut
+end
+
+--- Registers an object whose :pump() is called on every step and whose :next_wakeup()
+--- bounds how long a step may sleep (connections).
+function Scheduler:add_source(src) self.sources[src] = true end
+function Scheduler:remove_source(src) self.sources[src] = nil end
+
+local function raise_unhandled(self)
+  local u = self.unhandled
+  if u then
+    self.unhandled = nil
+    local e = u[1]
+    if type(e) == "string" then e = "rivet task failed: " .. e end
+    error(e, 0)
+  end
+end
+
+--- One turn of the loop: resume ready tasks, wait for I/O at most `timeout` seconds
+--- (less if a timer is due, none if a task is ready), complete requests, fire timers,
+--- resume the tasks that became ready.
+function Scheduler:step(timeout)
+  self:_run_ready()
+  local wait = timeout or 0
+  if #self.ready > 0 then wait = 0 end
+  local at = self:_next_timer()
+  for src in pairs(self.sources) do
+    local w = src:next_wakeup()
+    if w and (not at or w < at) then at = w end
+  end
+  if at then wait = min(wait, max(0, at - now())) end
+  if wait == huge then wait = 3600 end
+  local out = self.out
+  local n = self.loop:poll(wait, out)
+  local inflight, owners = self.inflight, self.ws_owners
+  for i = 1, n do
+    local r = out[i]
+    out[i] = nil
+    local ws = r.ws
+    if ws then
+      local o = owners[ws]
+      if o then o:_on_ws(r) end
+    else
+      local fut = inflight[r.id]
+      if fut then
+        inflight[r.id] = nil
+        settle(fut, true, r)
+      end
+    end
+  end
+  for src in pairs(self.sources) do src:pump() end
+  self:_fire_timers()
+  self:_run_ready()
+  raise_unhandled(self)
+end
+
+--- True when something could still wake a waiting task.
+function Scheduler:_alive()
+  return #self.ready > 0 or next(self.inflight) ~= nil or self:_next_timer() ~= nil
+      or next(self.sources) ~= nil
+end
+
+local function timeout_error(what)
+  return errors.new("client", "timeout", what or "timed out")
+end
+
+function Scheduler:await(fut, timeout)
+  if not fut.done then
+    local co, main = co_running()
+    if not main and self.tasks[co] then
+      local w = fut._waiters
+      if not w then w = {}; fut._waiters = w end
+      w[#w + 1] = co
+      local timer, expired
+      if timeout then
+        timer = self:timer(now() + timeout, function() expired = true; self:_wake(co) end)
+      end
+      repeat co_yield(AWAIT) until fut.done or expired
+      self:cancel_timer(timer)
+      if not fut.done then
+        local ws = fut._waiters
+        if ws then
+          for i = #ws, 1, -1 do if ws[i] == co then table.remove(ws, i) end end
+        end
+        error(timeout_error("waited " .. timeout .. " s"), 0)
+      end
+    else
+      local deadline = timeout and now() + timeout or huge
+      while not fut.done do
+        local left = deadline - now()
+        if left <= 0 then error(timeout_error("waited " .. timeout .. " s"), 0) end
+        if not self:_alive() and not fut.done then
+          error("rivet: waiting for a result that nothing can produce (no request, timer or connection is active)", 0)
+        end
+        self:step(left)
+      end
+    end
+  end
+  if fut.ok then return fut.value end
+  error(fut.value, 0)
+end
+
+--- Sleeps `seconds` (yields inside a task, runs the loop elsewhere).
+function Scheduler:sleep(seconds)
+  local fut = Future.new(self)
+  self:timer(now() + seconds, function() settle(fut, true, nil) end)
+  return self:await(fut)
+end
+
+--- Runs the loop until every user task has finished (or stop() is called).
+function Scheduler:run(timeout)
+  self.stopped = false
+  local deadline = timeout and now() + timeout or huge
+  while self.ntasks > 0 and not self.stopped do
+    local left = deadline - now()
+    if left <= 0 then error(timeout_error("run() did not finish within " .. timeout .. " s"), 0) end
+    if not self:_alive() then
+      error("rivet: " .. self.ntasks .. " task(s) are waiting for something that nothing can produce", 0)
+    end
+    self:step(left)
+  end
+  raise_unhandled(self)
+end
+
+return Scheduler
