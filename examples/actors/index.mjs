@@ -1,0 +1,45 @@
+// Actors for the lua-rivetkit examples (`make demo`, examples/*.lua).
+// Plain JavaScript ESM; the server script (servers/v2x/server.mjs) passes in
+// rivetkit's `actor` and `UserError`:
+//   scripts/servers.sh start v23 examples/actors/index.mjs demo
+export function defineActors({ actor }) {
+	// A counter: increment(amount) returns the new count and broadcasts it as
+	// the event "newCount". Create input {start: n} sets the initial count.
+	const counter = actor({
+		createState: (_c, input) => ({
+			count: typeof input?.start === "number" ? input.start : 0,
+		}),
+		actions: {
+			increment: (c, amount = 1) => {
+				c.state.count += amount;
+				c.broadcast("newCount", c.state.count);
+				return c.state.count;
+			},
+			getCount: (c) => c.state.count,
+			reset: (c) => {
+				c.state.count = 0;
+				c.broadcast("newCount", c.state.count);
+				return c.state.count;
+			},
+		},
+	});
+
+	// A chat room: sendMessage(user, text) stores the message and broadcasts
+	// it as the event "newMessage" {user, text}; getHistory() lists them.
+	const chat = actor({
+		state: { messages: [] },
+		actions: {
+			sendMessage: (c, user, text) => {
+				const msg = { user, text };
+				c.state.messages.push(msg);
+				c.broadcast("newMessage", msg);
+				return msg;
+			},
+			getHistory: (c) => c.state.messages,
+		},
+	});
+
+	return { counter, chat };
+}
+
+export default defineActors;

