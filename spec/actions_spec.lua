@@ -98,6 +98,19 @@ for _, enc in ipairs(env.encodings) do
       assert.are.equal(h:resolve(), byid:resolve())
     end)
 
+    if env.line == "2.3" then
+      it("a getOrCreate handle whose actor was destroyed reaches a new actor", function()
+        local core = require("rivet.core")
+        local h = client.counter:getOrCreate(env.key("gone"))
+        h:increment(5)
+        local id = h:resolve()
+        client:_rest("DELETE", "/actors/" .. id, nil, nil, core.now() + 10)
+        -- the cached id now names a destroyed actor: the handle looks its key up again
+        assert.are.equal(1, h:increment(1))
+        assert.are_not.equal(id, h:resolve())
+      end)
+    end
+
     it("client:actor(name) reaches actors whose names are not identifiers", function()
       local h = client:actor("counter"):getOrCreate(env.key("acc"))
       assert.are.equal(2, h:increment(2))
