@@ -332,7 +332,7 @@ static void rearm_quickack(rv_loop *lp) { (void)lp; }
 
 static void perform(rv_loop *lp) {
   curl_multi_perform(lp->multi, &lp->active);
-  if (lp->reqs) rearm_quickack(lp);
+  if (lp->reqs && lp->quickack) rearm_quickack(lp);
 }
 
 /* loop:poll(timeout, out) -> n
@@ -369,7 +369,7 @@ static int l_poll(lua_State *L) {
     }
     curl_multi_poll(lp->multi, fds, (unsigned)nfds, ms, NULL);
     perform(lp);
-    rv_ws_service(lp);
+    rv_ws_service_after_poll(lp, fds, nfds);
     n = collect(L, lp, 3, n);
     n = rv_ws_collect(L, lp, 3, n);
     if (n > 0) break;
@@ -392,6 +392,13 @@ static int l_cancel(lua_State *L) {
   }
   lua_pushboolean(L, 0);
   return 1;
+}
+
+/* loop:set_quickack(on): see rv_loop.quickack */
+static int l_set_quickack(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  lp->quickack = lua_toboolean(L, 2);
+  return 0;
 }
 
 /* loop:pending() -> number of requests not finished yet */
@@ -425,6 +432,7 @@ static int l_new(lua_State *L) {
   rv_loop *lp = rv_newuserdata(L, sizeof *lp);
   memset(lp, 0, sizeof *lp);
   luaL_setmetatable(L, RV_LOOP_MT);
+  lp->quickack = 1;
   lp->multi = curl_multi_init();
   if (!lp->multi) return luaL_error(L, "could not create a curl multi handle");
   /* keep enough idle connections for many actors to stay warm */
@@ -439,7 +447,7 @@ void rv_loop_open(lua_State *L) {
     curl_ready = 1;
   }
   static const luaL_Reg methods[] = {
-      {"request", l_request}, {"poll", l_poll},   {"cancel", l_cancel},   {"pending", l_pending},
+      {"request", l_request}, {"poll", l_poll}, {"set_quickack", l_set_quickack},   {"cancel", l_cancel},   {"pending", l_pending},
       {"close", l_close},     {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},
       {NULL, NULL}};
   if (luaL_newmetatable(L, RV_LOOP_MT)) {

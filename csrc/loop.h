@@ -17,6 +17,10 @@ typedef struct rv_loop {
   lua_Integer next_id; /* ids of requests and WebSockets share one counter */
   int active;          /* transfers still running, as curl_multi_perform reports */
   struct rv_wsctx *ws; /* NULL until the first WebSocket */
+  /* Re-arm TCP_QUICKACK after reads: needed against the 2.3 engine, whose replies in two
+   * segments otherwise wait for our delayed ACK; it costs a syscall and an extra ACK
+   * packet per read, so the client turns it off for servers that do not need it. */
+  int quickack;
 } rv_loop;
 
 rv_loop *rv_check_loop(lua_State *L);
@@ -28,6 +32,9 @@ void rv_ws_methods(lua_State *L); /* adds ws_* methods to the metatable on top *
  * -1 on allocation failure. *max_ms is lowered to when libwebsockets next needs service. */
 int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max_ms);
 void rv_ws_service(rv_loop *lp);
+/* rv_ws_service only if a socket in fds[0..n) reported activity or libwebsockets has
+ * work of its own (timers, buffered writes, look-ups in progress). */
+void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n);
 int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n);
 void rv_ws_destroy(rv_loop *lp);
 int rv_ws_active(rv_loop *lp);

@@ -67,18 +67,23 @@ typedef struct rv_ws {
 
 typedef struct rv_wsctx {
   struct lws_context *ctx;
+  rv_loop *lp;
+  int tls; /* the context was made with TLS support */
+  double last_service; /* libwebsockets checks its timeouts when serviced: once a second at least */
   rv_ws *list;
   rv_wsev *ev_head, *ev_tail;
   int failed_alloc;
 } rv_wsctx;
 
-static void set_nodelay(struct lws *wsi, int quickack_only) {
+static void set_nodelay(rv_ws *w, struct lws *wsi, int quickack_only) {
   int fd = lws_get_socket_fd(wsi);
   if (fd < 0) return;
   int one = 1;
   if (!quickack_only) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 #ifdef TCP_QUICKACK
-  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  if (w->ctx->lp->quickack) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#else
+  (void)w;
 #endif
 }
 
@@ -208,7 +213,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED: {
       w->state = WS_OPEN;
-      set_nodelay(wsi, 0);
+      set_nodelay(w, wsi, 0);
       push_event(c, w, EV_OPEN, w->selected ? w->selected : "", w->selected ? strlen(w->selected) : 0);
       if (w->q_head || w->want_close) lws_callback_on_writable(wsi);
       break;
@@ -232,7 +237,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (c->ev_tail) c->ev_tail->binary = w->rx_binary;
         w->rx.len = 0;
       }
-      set_nodelay(wsi, 1);
+      set_nodelay(w, wsi, 1);
       break;
     }
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
@@ -302,8 +307,12 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file) {
-  if (lp->ws) return lp->ws;
+static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls) {
+  if (lp->ws) {
+    if (tls && !lp->ws->tls)
+      luaL_error(L, "ws_open: this loop's WebSockets were started without TLS (one client, one endpoint)");
+    return lp->ws;
+  }
   rv_wsctx *c = calloc(1, sizeof *c);
   if (!c) luaL_error(L, "out of memory");
   lws_set_log_level(0, NULL); /* silent: failures reach Lua as events */
@@ -311,7 +320,8 @@ static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file) {
   memset(&info, 0, sizeof info);
   info.port = CONTEXT_PORT_NO_LISTEN;
   info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  /* TLS only for wss: loading the system trust store costs ~2 MiB and a few ms */
+  info.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
   /* room for long subprotocol lists (connection params travel there) */
   info.max_http_header_data = 16384;
   info.client_ssl_ca_filepath = ca_file;
@@ -323,6 +333,8 @@ static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file) {
     free(c);
     luaL_error(L, "could not create a libwebsockets context");
   }
+  c->lp = lp;
+  c->tls = tls;
   lp->ws = c;
   return c;
 }
@@ -382,7 +394,10 @@ static int l_ws_open(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "ca_file");
   const char *ca = lua_tostring(L, -1);
-  rv_wsctx *c = get_ctx(L, lp, ca);
+  lua_getfield(L, 2, "tls");
+  int want_tls = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  rv_wsctx *c = get_ctx(L, lp, ca, want_tls);
   lua_pop(L, 1);
   lua_getfield(L, 2, "port");
   lua_Integer port = lua_tointeger(L, -1);
@@ -572,7 +587,26 @@ void rv_ws_service(rv_loop *lp) {
   rv_wsctx *c = lp->ws;
   if (!c || !c->list) return;
   check_resolving(c);
+  c->last_service = rv_mono_now();
   lws_service(c->ctx, -1);
+}
+
+void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n) {
+  rv_wsctx *c = lp->ws;
+  if (!c || !c->list) return;
+  for (int i = 0; i < n; i++) {
+    if (fds[i].revents) {
+      rv_ws_service(lp);
+      return;
+    }
+  }
+  for (rv_ws *w = c->list; w; w = w->next) {
+    if (w->state == WS_RESOLVING || w->state == WS_CONNECTING) {
+      rv_ws_service(lp);
+      return;
+    }
+  }
+  if (lws_service_adjust_timeout(c->ctx, 1, 0) == 0 || rv_mono_now() - c->last_service >= 1.0) rv_ws_service(lp);
 }
 
 int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max_ms) {

@@ -179,6 +179,9 @@ function methods:_server(deadline)
     error(res, 0)
   end
   self._profile = p
+  -- only the 2.3 engine needs immediate ACKs (protocol.md §15); elsewhere they cost
+  -- a syscall and a packet per read
+  self._loop:set_quickack(p.line == "2.3")
   fut:resolve(p)
   return p
 end
