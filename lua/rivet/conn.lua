@@ -65,6 +65,7 @@ function Conn.new(handle, params)
     }),
     _ws = false,
     _attempting = false,
+    _attempt_deadline = false,
     _futures = {},
     _listeners = {},
     _cb = { open = {}, close = {}, error = {}, status = {} },
@@ -79,32 +80,42 @@ end
 -- Callbacks (each in its own task, so a handler may call actions; errors go to onError)
 --------------------------------------------------------------------------------------
 
-local function report(self, err)
-  local cbs = self._cb.error
-  if #cbs == 0 then return end
-  for i = 1, #cbs do
-    local fn = cbs[i]
-    self._sched:spawn(function()
-      local ok, e = pcall(fn, err)
-      if not ok then io.stderr:write("rivet: an onError handler failed: ", tostring(e), "\n") end
-    end, true)
-  end
+-- Lifecycle callbacks are looked up when the loop delivers the notification, not when it
+-- happened: `local conn = h:connect(); conn:onStatusChange(fn)` sees "connecting" too.
+-- Each callback runs in its own task, so one that waits does not hold up the others.
+local function each_cb(self, kind, runner, ...)
+  local cb = self._cb
+  self._sched:spawn(function(...)
+    local list = cb[kind]
+    for i = 1, #list do runner(self, list[i], ...) end
+  end, true, ...)
 end
+
+local function run_error_cb(self, fn, err)
+  self._sched:spawn(function()
+    local ok, e = pcall(fn, err)
+    if not ok then io.stderr:write("rivet: an onError handler failed: ", tostring(e), "\n") end
+  end, true)
+end
+
+local function report(self, err) each_cb(self, "error", run_error_cb, err) end
 
 local function run_handler(self, fn, ...)
   self._sched:spawn(function(...)
     local ok, e = pcall(fn, ...)
     if not ok then
+      if #self._cb.error == 0 then
+        -- nobody listens: do not let a broken handler fail silently
+        io.stderr:write("rivet: an event handler failed (add conn:onError to handle this): ", tostring(e), "\n")
+        return
+      end
       if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
       report(self, e)
     end
   end, true, ...)
 end
 
-local function fire(self, kind, ...)
-  local cbs = self._cb[kind]
-  for i = 1, #cbs do run_handler(self, cbs[i], ...) end
-end
+local function fire(self, kind, ...) each_cb(self, kind, run_handler, ...) end
 
 --------------------------------------------------------------------------------------
 -- Moving things between the state machine and the socket
@@ -168,40 +179,52 @@ function methods:_on_ws(ev)
   local kind = ev.kind
   if kind == "message" then
     sm:feed(ev.data, t)
+    if self._attempt_deadline and sm:status() ~= "connecting" then self._attempt_deadline = false end
   elseif kind == "close" then
     self._ws = false
+    self._attempt_deadline = false
     self._client._sched.ws_owners[ev.ws] = nil
     sm:closed(ev.code, ev.reason, t, false)
     fire(self, "close", ev.code, ev.reason)
-    self:_forget_id(ev.reason)
+    self:_forget_id()
   elseif kind == "error" then
     self._ws = false
+    self._attempt_deadline = false
     self._client._sched.ws_owners[ev.ws] = nil
     sm:closed(nil, ev.message, t, true)
-    self:_forget_id(nil)
+    self:_forget_id()
   end
   self:_flush()
 end
 
--- A key-based handle looks its actor up again before the next attempt when the actor
--- may be gone (2.3 says so in the close reason; 2.0 ids are stable per key, and its
--- lookup is what creates a destroyed actor again).
-function methods:_forget_id(reason)
+-- A key-based handle looks its actor up again before every reconnect: the actor may be
+-- gone (2.3 closes 1000 with no reason when it is destroyed, or 1011 actor.not_found;
+-- 2.0 says internal_error), and a look-up is cheap next to a reconnect. Handles made
+-- with getForId keep their id.
+function methods:_forget_id()
   local h = self._handle
-  if not h._key then return end
-  if reason == nil or reason:find("not_found", 1, true) or reason:find("destroyed", 1, true)
-      or reason == "internal_error" then
-    h._id = false
-  end
+  if h._key and self._sm:status() ~= "disposed" then h._id = false end
 end
 
 function methods:next_wakeup()
-  return self._sm:next_wakeup()
+  local t = self._sm:next_wakeup()
+  local a = self._attempt_deadline
+  if a and (not t or a < t) then t = a end
+  return t
 end
 
 function methods:pump()
   local sm = self._sm
-  if sm:tick(now()) and not self._attempting and not self._ws then
+  local t = now()
+  -- an attempt that neither opens nor fails in time is abandoned (counts as failed)
+  local a = self._attempt_deadline
+  if a and t >= a then
+    self._attempt_deadline = false
+    if self._ws and sm:status() == "connecting" then
+      self._client._loop:ws_close(self._ws, 1000, "timeout")
+    end
+  end
+  if sm:tick(t) and not self._attempting and not self._ws then
     self:_start_attempt()
   end
   self:_flush()
@@ -238,6 +261,12 @@ local function ws_target(self, id)
   }
 end
 
+-- Look-up failures that say nothing but "the server could not be reached" (protocol.lua's
+-- transport errors): not worth an onError per attempt.
+local NETWORK_FAILURES = {
+  timeout = true, connection_refused = true, connection_lost = true, dns_failed = true, tls_failed = true,
+}
+
 -- One connection attempt: look the actor up if needed, then open the socket. Runs in
 -- an internal task because the look-up may wait on HTTP.
 function methods:_start_attempt()
@@ -260,17 +289,16 @@ function methods:_start_attempt()
     end
     if not target then
       sm:closed(nil, tostring(err), now(), true)
-      if errors.is(err) then report(self, err) end
+      -- the server answered with a reason (e.g. no such actor): say so; a network-level
+      -- failure is just a failed attempt, like a socket that could not connect
+      if errors.is(err) and not (err.group == "client" and NETWORK_FAILURES[err.code]) then report(self, err) end
       self:_flush()
       return
     end
     local ws = client._loop:ws_open(target)
     self._ws = ws
+    self._attempt_deadline = deadline
     client._sched.ws_owners[ws] = self
-    -- an attempt that neither opens nor fails in time is abandoned
-    self._sched:timer(deadline, function()
-      if self._ws == ws and sm:status() == "connecting" then client._loop:ws_close(ws, 1000, "timeout") end
-    end)
   end, true)
 end
 
@@ -301,6 +329,9 @@ function methods:_start_call(name, level, ...)
   local fut = self._sched:future()
   self._futures[id] = fut
   self:_flush()
+  -- after a final failure (e.g. refused by onBeforeConnect) the connection stays idle
+  -- until it is used again: a new call is a new attempt, not an automatic retry
+  if self._sm:status() == "idle" and not self._attempting and not self._ws then self:_start_attempt() end
   return fut
 end
 

