@@ -282,4 +282,19 @@ function methods:connect(params)
   return require("rivet.conn").new(self, params)
 end
 
+--- Raw HTTP request to the actor's onRequest handler: fetch(path_or_request [, init])
+--- returns a response {status, ok, headers, body, :json()} (see docs/raw.md).
+function methods:fetch(input, init)
+  if getmetatable(self) ~= handle_mt then error("'fetch' must be called with a colon: handle:fetch(path [, init])", 2) end
+  local res = require("rivet.raw").fetch(self, input, init, 2)
+  return res
+end
+
+--- Raw WebSocket to the actor's onWebSocket handler: websocket([path [, protocols [, opts]]]).
+function methods:websocket(path, protocols, opts)
+  if getmetatable(self) ~= handle_mt then error("'websocket' must be called with a colon: handle:websocket(path [, protocols])", 2) end
+  local ws = require("rivet.raw").websocket(self, path, protocols, opts, 2)
+  return ws
+end
+
 return Handle

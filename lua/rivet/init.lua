@@ -38,6 +38,12 @@ end
 --- True when v is an array-marked table (decoded arrays are).
 function rivet.isArray(v) return type(v) == "table" and getmetatable(v) == core.array_mt end
 
+--- Installs fn(level, message, fields) to receive the library's log messages
+--- (connection lifecycle, retries); rivet.setLogger(nil) makes it silent again (the default).
+function rivet.setLogger(fn)
+  require("rivet.log").set(fn)
+end
+
 --- True when e is a rivet.ActorError (optionally of kind "group" or "group.code").
 rivet.isActorError = errors.is
 

@@ -123,7 +123,9 @@ export function defineActors({ actor, UserError }) {
 
 	const auth = actor({
 		state: {},
-		onBeforeConnect: (_c, params) => {
+		onBeforeConnect: (c, params) => {
+			// every attempt, accepted or not: specs check a rejected client does not retry in a loop
+			c.state.attempts = (c.state.attempts ?? 0) + 1;
 			const token = params?.token;
 			if (typeof token !== "string" || !token.startsWith("secret")) {
 				throw new UserError("forbidden by onBeforeConnect", {
@@ -136,6 +138,13 @@ export function defineActors({ actor, UserError }) {
 		actions: {
 			whoami: (c) => c.conn.state.user,
 			getParams: (c) => c.conn.params ?? null,
+			attempts: (c) => c.state.attempts ?? 0,
+			// closes the caller's connection shortly after answering, so it reconnects
+			kick: (c) => {
+				const conn = c.conn;
+				setTimeout(() => conn.disconnect("kicked"), 50);
+				return true;
+			},
 		},
 	});
 

@@ -1,0 +1,603 @@
+-- Raw HTTP (handle:fetch) and raw WebSocket (handle:websocket) to an actor's own
+-- onRequest / onWebSocket handlers (protocol.md §10). Both carry the handle's connection
+-- params and the client's token the way the official client does (§11), never in
+-- anything printed.
+local core = require("rivet.core")
+local errors = require("rivet.errors")
+local protocol = require("rivet.protocol")
+local log = require("rivet.log")
+
+local now = core.now
+local null = core.null
+
+local M = {}
+
+local MAX_LIFECYCLE_RETRIES = 5
+
+--------------------------------------------------------------------------------------
+-- Shared helpers
+--------------------------------------------------------------------------------------
+
+local function pct_byte(c) return string.format("%%%02X", c:byte()) end
+
+-- Percent-encodes what may not appear raw in a URL; keeps existing %XX escapes and the
+-- URL delimiters, so a path given already encoded is sent as is (like fetch()).
+local function url_safe(s)
+  return (s:gsub("[%c \"<>\\^`{|}\127-\255]", pct_byte))
+end
+
+-- "/a/b?x=1", "a/b" or a full URL -> "a/b", "?x=1" (fragment dropped)
+local function split_target(s)
+  local rest = s:match("^%a[%w+.-]*://[^/?#]*(.*)$") or s
+  rest = rest:gsub("#.*$", "")
+  local path, query = rest:match("^([^?]*)(.*)$")
+  path = path:gsub("^/+", "")
+  return url_safe(path), url_safe(query)
+end
+
+-- Removes the client's token from a message that came from below (libcurl,
+-- libwebsockets): they should never echo it, but a leak would be permanent.
+local function redact(client, msg)
+  local t = client._token
+  if type(msg) ~= "string" or not t or t == "" then return msg end
+  for _, form in ipairs({ t, protocol.pct(t) }) do
+    local i = msg:find(form, 1, true)
+    while i do
+      msg = msg:sub(1, i - 1) .. "***" .. msg:sub(i + #form)
+      i = msg:find(form, i + 3, true)
+    end
+  end
+  return msg
+end
+
+--------------------------------------------------------------------------------------
+-- fetch
+--------------------------------------------------------------------------------------
+
+local Response = { __name = "rivet.Response" }
+local response_methods = {}
+Response.__index = response_methods
+M.Response = Response
+
+--- The body decoded as JSON (plain Lua values; JSON null inside tables is rivet.null,
+--- a top-level null is nil). Raises client.malformed_response if it is not JSON.
+function response_methods:json()
+  local v, err = core.json_decode(self.body, false)
+  if v == nil then
+    error(errors.new("client", "malformed_response", "the response body is not JSON: " .. tostring(err)), 0)
+  end
+  if v == null then return nil end
+  return v
+end
+
+--- The body as a string.
+function response_methods:text() return self.body end
+
+function Response.__tostring(r)
+  return "rivet.Response(" .. tostring(r.status) .. ")"
+end
+
+local HEADER_NAME = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+local STANDARD_METHODS = {
+  GET = true, HEAD = true, POST = true, PUT = true, DELETE = true, OPTIONS = true, PATCH = true,
+}
+-- computed by libcurl from the body; a user value would contradict it
+local DROPPED = { ["content-length"] = true, ["transfer-encoding"] = true }
+
+local function check_headers(headers, level)
+  if headers == nil then return {} end
+  if type(headers) ~= "table" then
+    error("bad argument to 'fetch': headers must be a table mapping names to strings, got " .. type(headers), level + 1)
+  end
+  local out = {}
+  for k, v in pairs(headers) do
+    if type(k) ~= "string" or not k:match(HEADER_NAME) then
+      error("bad argument to 'fetch': invalid header name " .. string.format("%q", tostring(k)), level + 1)
+    end
+    local vals = type(v) == "table" and v or { v }
+    for i = 1, #vals do
+      local x = vals[i]
+      if type(x) == "number" then x = tostring(x) end
+      if type(x) ~= "string" or x:find("[%z\r\n]") then
+        error("bad argument to 'fetch': header '" .. k .. "' must be a string without line breaks", level + 1)
+      end
+      out[#out + 1] = { k, x }
+    end
+  end
+  table.sort(out, function(a, b) return a[1] < b[1] end) -- deterministic order on the wire
+  return out
+end
+
+-- {url, method, headers, body, timeout} from fetch(input [, init])
+local function normalize(input, init, level)
+  local req = {}
+  if type(input) == "string" then
+    req.url = input
+  elseif type(input) == "table" then
+    req.url = input.url or input.path
+    req.method, req.headers, req.body, req.timeout = input.method, input.headers, input.body, input.timeout
+  else
+    error("bad argument #1 to 'fetch': expected a path or a request table, got " .. type(input), level + 1)
+  end
+  if init ~= nil then
+    if type(init) ~= "table" then
+      error("bad argument #2 to 'fetch': options must be a table, got " .. type(init), level + 1)
+    end
+    if init.method ~= nil then req.method = init.method end
+    if init.headers ~= nil then req.headers = init.headers end
+    if init.body ~= nil then req.body = init.body end
+    if init.timeout ~= nil then req.timeout = init.timeout end
+  end
+  if type(req.url) ~= "string" then
+    error("bad argument #1 to 'fetch': the request needs a url (a path such as \"/api\")", level + 1)
+  end
+  local method = req.method or "GET"
+  if type(method) ~= "string" or not method:match(HEADER_NAME) then
+    error("bad argument to 'fetch': method must be an HTTP method name", level + 1)
+  end
+  if STANDARD_METHODS[method:upper()] then method = method:upper() end
+  req.method = method
+  if req.body ~= nil and type(req.body) ~= "string" then
+    error("bad argument to 'fetch': body must be a string, got " .. type(req.body), level + 1)
+  end
+  if req.body ~= nil and (method == "GET" or method == "HEAD") then
+    error("bad argument to 'fetch': a " .. method .. " request cannot have a body", level + 1)
+  end
+  if req.timeout ~= nil and (type(req.timeout) ~= "number" or not (req.timeout > 0)) then
+    error("bad argument to 'fetch': timeout must be a positive number of seconds", level + 1)
+  end
+  req.headers = check_headers(req.headers, level + 1)
+  return req
+end
+
+-- The header lines of one attempt: the user's, then what the gateway needs unless the
+-- user gave it, then the client's extra headers unless the user overrode them.
+local function wire_headers(h, req)
+  local c = h._client
+  local list, seen = {}, {}
+  for _, kv in ipairs(req.headers) do
+    local lk = kv[1]:lower()
+    if not DROPPED[lk] then
+      seen[lk] = true
+      -- "Name;" is how libcurl sends a header with an empty value
+      list[#list + 1] = kv[2] == "" and (kv[1] .. ";") or (kv[1] .. ": " .. kv[2])
+    end
+  end
+  if not seen["x-rivet-conn-params"] then
+    local pj = h:_params_json()
+    if pj then list[#list + 1] = "x-rivet-conn-params: " .. pj end
+  end
+  if c._token and not seen["x-rivet-token"] then list[#list + 1] = "x-rivet-token: " .. c._token end
+  for _, x in ipairs(c._extra_headers) do
+    local name = x:match("^([^:]*)"):lower()
+    if not seen[name] then list[#list + 1] = x end
+  end
+  -- libcurl would label a body application/x-www-form-urlencoded: send none instead
+  if req.body ~= nil and not seen["content-type"] then list[#list + 1] = "Content-Type:" end
+  return list
+end
+
+-- An ActorError when the gateway route itself failed (the request did not reach the
+-- actor's handler), nil when this is the handler's own response (any status).
+--   * 2.3 guard errors carry x-rivet-error;
+--   * structured errors ({group, code, message} JSON: 2.0's missing handler and unknown
+--     actor, onBeforeConnect rejections on both) come from the framework;
+--   * 2.3 answers a missing onRequest with a bare 404 (no body, no content type).
+local function route_error(res, p)
+  local st = res.status
+  if st >= 200 and st < 300 then return nil end
+  local hdr = res.headers or {}
+  local body = res.body or ""
+  if hdr["x-rivet-error"] then return protocol.http_error(res, "json", true) end
+  if body:match("^%s*{") and #body < 65536 then
+    local v = core.json_decode(body, false)
+    if type(v) == "table" and type(v.group) == "string" and type(v.code) == "string"
+        and type(v.message) == "string" then
+      return protocol.error_from(v, st, hdr)
+    end
+  end
+  if p.line == "2.3" and st == 404 and body == "" and not hdr["content-type"] then
+    return errors.new("handler", "request_not_defined",
+      "the actor answered 404 with no body: it has no onRequest handler", { status = 404 })
+  end
+  return nil
+end
+
+local function new_response(res)
+  local st = res.status
+  return setmetatable({
+    status = st,
+    ok = st >= 200 and st < 300,
+    headers = res.headers or {},
+    body = res.body or "",
+  }, Response)
+end
+
+--- handle:fetch(path_or_request [, init]) -> Response. level: for argument errors.
+function M.fetch(h, input, init, level)
+  level = level or 1
+  local req = normalize(input, init, level + 1)
+  local c = h._client
+  local deadline = now() + (req.timeout or h._timeout or c._timeout)
+  local p = c:_server(deadline)
+  local path, query = split_target(req.url)
+  local reresolved, attempt = false, 0
+  while true do
+    local id = h:_resolve(deadline)
+    local res = c:_http({
+      method = req.method,
+      url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/request/" .. path .. query,
+      headers = wire_headers(h, req),
+      body = req.body,
+    }, deadline)
+    local err = route_error(res, p)
+    if not err then return new_response(res) end
+    -- the route failed before the handler ran, so trying again cannot run it twice
+    if h._key and not reresolved and protocol.is_stale(err) then
+      reresolved = true
+      h._id = false
+      log.emit("debug", "fetch: the actor is gone, looking its key up again", { actor = h._name, code = err.code })
+    elseif protocol.is_lifecycle(err) and attempt < MAX_LIFECYCLE_RETRIES then
+      attempt = attempt + 1
+      local pause = math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+      if now() + pause >= deadline then error(err, 0) end
+      log.emit("debug", "fetch: retrying after a transient gateway error",
+        { actor = h._name, error = err.group .. "." .. err.code, attempt = attempt })
+      c._sched:sleep(pause)
+    else
+      error(err, 0)
+    end
+  end
+end
+
+--------------------------------------------------------------------------------------
+-- websocket
+--------------------------------------------------------------------------------------
+
+local WebSocket = { __name = "rivet.WebSocket" }
+local ws_methods = {}
+WebSocket.__index = ws_methods
+M.WebSocket = WebSocket
+
+local EVENTS = { open = true, message = true, close = true, error = true }
+
+local function pins(c)
+  local t = rawget(c, "_raw_pins")
+  if not t then
+    t = {}
+    rawset(c, "_raw_pins", t)
+  end
+  return t
+end
+
+local function report_failure(self, e)
+  local msg = tostring(e)
+  log.emit("error", "a WebSocket handler failed", { actor = self._name, path = self._path, error = msg })
+  if not log.enabled() then io.stderr:write("rivet: a WebSocket handler failed: ", msg, "\n") end
+end
+
+-- Runs every handler of `event` in its own internal task (so a handler may wait on
+-- other calls); an error in one goes to the "error" handlers, never out of poll().
+local function fire(self, event, ...)
+  local list = self._cb[event]
+  if #list == 0 then return end
+  list = table.move(list, 1, #list, 1, {})
+  for i = 1, #list do
+    local fn = list[i]
+    self._sched:spawn(function(...)
+      local ok, e = pcall(fn, ...)
+      if ok then return end
+      if event == "error" or #self._cb.error == 0 then
+        report_failure(self, e)
+      else
+        if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
+        fire(self, "error", e)
+      end
+    end, true, ...)
+  end
+end
+
+-- The socket is gone (close, error, timeout, dispose): wake every receiver with err.
+local function finish(self, code, reason, err)
+  if self.status == "closed" then return end
+  self.status = "closed"
+  self.closeCode, self.closeReason = code, reason
+  self._final_err = err
+  local sched = self._sched
+  sched:cancel_timer(self._open_timer)
+  if self._ws then sched.ws_owners[self._ws] = nil end
+  sched:remove_source(self)
+  pins(self._client)[self] = nil
+  local waiters = self._waiters
+  self._waiters = {}
+  for i = 1, #waiters do waiters[i]:resolve({ err = err }) end
+  log.emit("info", "raw WebSocket closed",
+    { actor = self._name, path = self._path, code = code, reason = reason, error = err and tostring(err) or nil })
+end
+
+local function deliver(self, data, kind)
+  if #self._cb.message > 0 then
+    fire(self, "message", data, kind)
+    return
+  end
+  local w = table.remove(self._waiters, 1)
+  if w then
+    w:resolve({ data, kind })
+  else
+    local q = self._queue
+    q[#q + 1] = { data, kind }
+  end
+end
+
+-- loop events of this socket (the scheduler dispatches them through ws_owners)
+function ws_methods:_on_ws(ev)
+  if ev.ws ~= self._ws or self.status == "closed" then return end
+  local kind = ev.kind
+  local c = self._client
+  if kind == "open" then
+    self._sched:cancel_timer(self._open_timer)
+    if self.status == "connecting" then self.status = "open" end
+    self.protocol = ev.protocol ~= "" and ev.protocol or nil
+    log.emit("info", "raw WebSocket open", { actor = self._name, path = self._path, protocol = self.protocol })
+    fire(self, "open", self.protocol)
+  elseif kind == "message" then
+    deliver(self, ev.data, ev.binary and "binary" or "text")
+  elseif kind == "close" then
+    local code, reason = ev.code, ev.reason or ""
+    local err
+    if self._timed_out then
+      err = errors.new("client", "timeout", "the WebSocket did not open in time")
+      code, reason = 1006, ""
+    else
+      err = errors.new("client", "websocket_closed",
+        "the WebSocket closed (code " .. tostring(code) .. (reason ~= "" and (", reason: " .. reason) or "") .. ")",
+        { closeCode = code, closeReason = reason })
+    end
+    local h = self._handle
+    -- 2.3 names a vanished actor in the reason: let the next call look the key up again
+    if h._key and h._id == self._actor_id and (reason:find("not_found", 1, true) or reason:find("destroyed", 1, true)) then
+      h._id = false
+    end
+    finish(self, code, reason, err)
+    if self._timed_out then fire(self, "error", err) end
+    fire(self, "close", code, reason)
+  elseif kind == "error" then
+    local ekind = type(ev.err) == "string" and ev.err or "connection_failed"
+    local msg = redact(c, ev.message or "")
+    local err = errors.new("client", ekind, "the WebSocket failed: " .. msg)
+    log.emit("warn", "raw WebSocket failed", { actor = self._name, path = self._path, error = tostring(err) })
+    finish(self, 1006, "", err)
+    fire(self, "error", err)
+    fire(self, "close", 1006, "")
+  end
+end
+
+-- a source of the scheduler while open: keeps blocking waits alive and hears dispose()
+function ws_methods:pump() end
+function ws_methods:next_wakeup() return nil end
+
+function ws_methods:dispose()
+  if self.status == "closed" then return end
+  local c = self._client
+  if self._ws then pcall(c._loop.ws_close, c._loop, self._ws, 1000, "Disposed") end
+  finish(self, 1000, "Disposed", errors.new("client", "disposed", "the client was disposed"))
+end
+
+local function check_self(self, name, usage)
+  if getmetatable(self) ~= WebSocket then
+    error("'" .. name .. "' must be called with a colon: " .. usage, 3)
+  end
+end
+
+--- Sends a text frame, or a binary one with mode "binary". Returns true, or nil, err
+--- once the socket is closing or closed. Frames sent before the socket opens wait.
+function ws_methods:send(data, mode)
+  check_self(self, "send", "ws:send(data [, \"binary\"])")
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send': expected a string, got " .. type(data), 2)
+  end
+  if mode ~= nil and mode ~= "text" and mode ~= "binary" then
+    error("bad argument #2 to 'send': expected \"text\" or \"binary\", got " .. tostring(mode), 2)
+  end
+  local binary = mode == "binary"
+  if not binary and not utf8.len(data) then
+    error("bad argument #1 to 'send': a text frame must be valid UTF-8 (send bytes with \"binary\")", 2)
+  end
+  if self.status == "closed" then return nil, self._final_err end
+  if self.status == "closing" then
+    return nil, errors.new("client", "websocket_closed", "the WebSocket is closing")
+  end
+  if not self._client._loop:ws_send(self._ws, data, binary) then
+    return nil, errors.new("client", "websocket_closed", "the WebSocket is closed")
+  end
+  return true
+end
+
+--- Waits for the next message: data, kind ("text" | "binary"), or nil, err when the
+--- socket closed (err.closeCode / err.closeReason), failed, or timeout seconds passed
+--- (err client.timeout; the socket stays usable). Messages go to on("message")
+--- handlers instead while any is registered.
+function ws_methods:receive(timeout)
+  check_self(self, "receive", "ws:receive([timeout])")
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("bad argument #1 to 'receive': timeout must be a non-negative number of seconds", 2)
+  end
+  local q = self._queue
+  if #q > 0 then
+    local m = table.remove(q, 1)
+    return m[1], m[2]
+  end
+  if self.status == "closed" then return nil, self._final_err end
+  local fut = self._sched:future()
+  local waiters = self._waiters
+  waiters[#waiters + 1] = fut
+  local ok, v = pcall(self._sched.await, self._sched, fut, timeout)
+  if ok then
+    if v.err then return nil, v.err end
+    return v[1], v[2]
+  end
+  for i = #self._waiters, 1, -1 do
+    if self._waiters[i] == fut then table.remove(self._waiters, i) end
+  end
+  if errors.is(v, "client.timeout") then
+    return nil, errors.new("client", "timeout", "no message within " .. tostring(timeout) .. " s")
+  end
+  error(v, 0)
+end
+
+--- Registers fn for "open" (fn(protocol)), "message" (fn(data, kind)), "close"
+--- (fn(code, reason)) or "error" (fn(err)); returns a function that removes it.
+function ws_methods:on(event, fn)
+  check_self(self, "on", "ws:on(event, fn)")
+  if not EVENTS[event] then
+    error("bad argument #1 to 'on': expected \"open\", \"message\", \"close\" or \"error\", got " .. tostring(event), 2)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'on': expected a function, got " .. type(fn), 2)
+  end
+  local list = self._cb[event]
+  list[#list + 1] = fn
+  -- handlers are the only way to observe a socket nobody holds: keep it alive for them
+  if self.status ~= "closed" then pins(self._client)[self] = true end
+  if event == "message" then
+    -- messages that arrived before the first handler was registered
+    local q = self._queue
+    self._queue = {}
+    for i = 1, #q do fire(self, "message", q[i][1], q[i][2]) end
+  end
+  return function()
+    for i = #list, 1, -1 do if list[i] == fn then table.remove(list, i) end end
+  end
+end
+
+--- Closes the socket (default 1000); the "close" event and receivers see the outcome.
+function ws_methods:close(code, reason)
+  check_self(self, "close", "ws:close([code [, reason]])")
+  if code ~= nil and (math.type(code) ~= "integer" or not (code == 1000 or (code >= 3000 and code <= 4999))) then
+    error("bad argument #1 to 'close': code must be 1000 or an integer in 3000..4999", 2)
+  end
+  if reason ~= nil and (type(reason) ~= "string" or #reason > 123) then
+    error("bad argument #2 to 'close': reason must be a string of at most 123 bytes", 2)
+  end
+  if self.status == "closed" or self.status == "closing" then return end
+  self.status = "closing"
+  self._client._loop:ws_close(self._ws, code or 1000, reason or "")
+end
+
+function WebSocket.__tostring(self)
+  return "rivet.WebSocket(" .. self._name .. " " .. self._path .. ", " .. self.status .. ")"
+end
+
+WebSocket.__close = function(self) self:close() end
+WebSocket.__gc = function(self)
+  local ws, c = rawget(self, "_ws"), rawget(self, "_client")
+  if ws and c and not c._disposed and self.status ~= "closed" then
+    pcall(c._loop.ws_close, c._loop, ws, 1000, "Disposed")
+  end
+end
+
+local PROTOCOL_TOKEN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+
+local function check_protocols(protocols, level)
+  if protocols == nil then return {} end
+  if type(protocols) == "string" then protocols = { protocols } end
+  if type(protocols) ~= "table" then
+    error("bad argument #2 to 'websocket': protocols must be a string or an array of strings, got " .. type(protocols), level + 1)
+  end
+  local out = {}
+  for i = 1, #protocols do
+    local s = protocols[i]
+    if type(s) ~= "string" or not s:match(PROTOCOL_TOKEN) then
+      error("bad argument #2 to 'websocket': subprotocol " .. i .. " is not a valid token", level + 1)
+    end
+    out[#out + 1] = s
+  end
+  return out
+end
+
+--- handle:websocket([path [, protocols [, opts]]]) -> WebSocket (opening; sends wait).
+--- opts: timeout (seconds to open), max_message (bytes).
+function M.websocket(h, path, protocols, opts, level)
+  level = level or 1
+  if path == nil then path = "" end
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'websocket': path must be a string, got " .. type(path), level + 1)
+  end
+  local user_protos = check_protocols(protocols, level + 1)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'websocket': options must be a table, got " .. type(opts), level + 1)
+  end
+  opts = opts or {}
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
+    error("bad argument #3 to 'websocket': timeout must be a positive number of seconds", level + 1)
+  end
+  if opts.max_message ~= nil and math.type(opts.max_message) ~= "integer" then
+    error("bad argument #3 to 'websocket': max_message must be an integer", level + 1)
+  end
+
+  local c = h._client
+  local sched = c._sched
+  local deadline = now() + (opts.timeout or h._timeout or c._timeout)
+  local p = c:_server(deadline)
+  local id = h:_resolve(deadline)
+
+  -- "rivet" first: 2.3 answers with it whatever was offered, and libwebsockets fails a
+  -- handshake whose answer is not among the offers
+  local protos, have = { "rivet" }, { rivet = true }
+  for _, s in ipairs(user_protos) do
+    if not have[s] then
+      have[s] = true
+      protos[#protos + 1] = s
+    end
+  end
+  local pj = h:_params_json()
+  if pj then protos[#protos + 1] = "rivet_conn_params." .. protocol.pct(pj) end
+
+  local seg = protocol.pct(id)
+  if c._token and p.line == "2.3" then seg = seg .. "@" .. protocol.pct(c._token) end
+  local rpath, query = split_target(path)
+  local u = c._url
+  local wpath = u.path .. "/gateway/" .. seg .. "/websocket" .. (rpath ~= "" and ("/" .. rpath) or "") .. query
+
+  local self = setmetatable({
+    status = "connecting",
+    protocol = nil,
+    closeCode = nil,
+    closeReason = nil,
+    _client = c,
+    _sched = sched,
+    _handle = h,
+    _actor_id = id,
+    _name = h._name,
+    _path = "/" .. rpath, -- no query: it may hold secrets
+    _ws = false,
+    _queue = {},
+    _waiters = {},
+    _cb = { open = {}, message = {}, close = {}, error = {} },
+  }, WebSocket)
+  local ws = c._loop:ws_open({
+    host = u.host,
+    port = u.port,
+    tls = u.tls,
+    path = wpath,
+    protocols = table.concat(protos, ", "),
+    headers = c._extra_headers,
+    ca_file = c._ca_file,
+    insecure = c._insecure,
+    max_message = opts.max_message,
+  })
+  self._ws = ws
+  sched.ws_owners[ws] = self
+  sched:add_source(self)
+  -- a socket that neither opens nor fails in time is abandoned
+  self._open_timer = sched:timer(deadline, function()
+    if self.status == "connecting" then
+      self._timed_out = true
+      c._loop:ws_close(ws, 1000, "timeout")
+    end
+  end)
+  log.emit("debug", "raw WebSocket opening", { actor = h._name, path = self._path })
+  return self
+end
+
+return M
