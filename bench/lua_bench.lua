@@ -1,0 +1,146 @@
+-- One benchmark workload with lua-rivetkit; prints "RESULT <metric> <value>" lines.
+-- Driven by scripts/bench.sh; by hand:
+--   LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" \
+--     lua5.4 bench/lua_bench.lua ENDPOINT WORKLOAD N KEY
+-- WORKLOAD: stateless | conn | pipeline | events | conns | connect
+local rivet = require("rivet")
+local core = require("rivet.core")
+
+local endpoint, workload, n, key = arg[1], arg[2], tonumber(arg[3]), arg[4]
+assert(endpoint and workload and n and key, "usage: lua_bench.lua ENDPOINT WORKLOAD N KEY")
+local now = core.now
+local cpu = os.clock -- clock(): user+sys CPU of this process (all threads)
+
+local function result(name, v) io.write(string.format("RESULT %s %.6g\n", name, v)) end
+
+local function rss_kb()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s+(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+
+local function latencies(t)
+  table.sort(t)
+  local function pct(p) return t[math.max(1, math.ceil(#t * p))] end
+  result("p50_ms", pct(0.5) * 1000)
+  result("p99_ms", pct(0.99) * 1000)
+end
+
+local client = rivet.client(endpoint, { encoding = os.getenv("BENCH_ENCODING") or "bare" })
+local handle = client.counter:getOrCreate(key)
+local warm = math.min(200, math.max(20, n // 10))
+
+local function open(h)
+  local conn = h:connect()
+  while conn.status ~= "connected" do client:poll(0.05) end
+  return conn
+end
+
+if workload == "stateless" then
+  for _ = 1, warm do handle:increment(1) end
+  local t = {}
+  local c0, t0 = cpu(), now()
+  for i = 1, n do
+    local s = now()
+    handle:increment(1)
+    t[i] = now() - s
+  end
+  local wall, c = now() - t0, cpu() - c0
+  latencies(t)
+  result("cpu_ms_per_10k", c / n * 10000 * 1000)
+  result("ops_per_s", n / wall)
+elseif workload == "conn" then
+  local conn = open(handle)
+  for _ = 1, warm do conn:increment(1) end
+  local t = {}
+  local c0, t0 = cpu(), now()
+  for i = 1, n do
+    local s = now()
+    conn:increment(1)
+    t[i] = now() - s
+  end
+  local wall, c = now() - t0, cpu() - c0
+  latencies(t)
+  result("cpu_ms_per_10k", c / n * 10000 * 1000)
+  result("ops_per_s", n / wall)
+  conn:dispose()
+elseif workload == "pipeline" then
+  local window = tonumber(os.getenv("BENCH_WINDOW")) or 64
+  local conn = open(handle)
+  local function run(total)
+    local sent, done = 0, 0
+    local on_settled
+    local function issue()
+      sent = sent + 1
+      conn:async("increment", 1):onSettled(on_settled)
+    end
+    on_settled = function(f)
+      if not f.ok then error(tostring(f.value)) end
+      done = done + 1
+      if sent < total then issue() end
+    end
+    for _ = 1, math.min(window, total) do issue() end
+    while done < total do client:poll(1) end
+  end
+  run(warm * 4)
+  local c0, t0 = cpu(), now()
+  run(n)
+  local wall, c = now() - t0, cpu() - c0
+  result("ops_per_s", n / wall)
+  result("cpu_ms_per_10k", c / n * 10000 * 1000)
+  conn:dispose()
+elseif workload == "events" then
+  local conn = open(handle)
+  local got = 0
+  conn:on("tick", function() got = got + 1 end)
+  conn:getCount() -- the subscription is on the server before the burst
+  conn:emitMany(100)
+  while got < 100 do client:poll(0.05) end
+  got = 0
+  local c0, t0 = cpu(), now()
+  conn:async("emitMany", n)
+  while got < n do client:poll(1) end
+  local wall, c = now() - t0, cpu() - c0
+  result("events_per_s", n / wall)
+  result("cpu_ms_per_10k", c / n * 10000 * 1000)
+  conn:dispose()
+elseif workload == "conns" then
+  -- resident size with 1 and with n open connections
+  handle:resolve()
+  local conns = { open(handle) }
+  conns[1]:getCount()
+  collectgarbage(); collectgarbage()
+  local r1, h1 = rss_kb(), collectgarbage("count")
+  for i = 2, n do conns[i] = handle:connect() end
+  local open_count = 0
+  local deadline = now() + 60
+  while open_count < n and now() < deadline do
+    client:poll(0.05)
+    open_count = 0
+    for i = 1, n do if conns[i].status == "connected" then open_count = open_count + 1 end end
+  end
+  assert(open_count == n, "only " .. open_count .. " of " .. n .. " connections opened")
+  collectgarbage(); collectgarbage()
+  local rn, hn = rss_kb(), collectgarbage("count")
+  result("rss_1_kb", r1)
+  result("rss_n_kb", rn)
+  result("kb_per_conn", (rn - r1) / (n - 1))
+  result("lua_heap_kb_per_conn", (hn - h1) / (n - 1)) -- diagnostic: the Lua part of it
+  for i = 1, n do conns[i]:dispose() end
+elseif workload == "connect" then
+  handle:resolve()
+  for _ = 1, 5 do open(handle):dispose() end
+  local t = {}
+  for i = 1, n do
+    local s = now()
+    local conn = handle:connect()
+    while conn.status ~= "connected" do client:poll(0.05) end
+    t[i] = now() - s
+    conn:dispose()
+  end
+  latencies(t)
+else
+  error("unknown workload " .. workload)
+end
+client:dispose()
