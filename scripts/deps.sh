@@ -28,7 +28,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 PKGS=(lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev
 	libwebsockets-dev libcbor-dev lua-busted lua-luassert luarocks pkg-config
-	gcc make curl iproute2 ca-certificates)
+	gcc make curl iproute2 ca-certificates openssl)
 
 missing=()
 for p in "${PKGS[@]}"; do

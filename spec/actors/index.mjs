@@ -234,7 +234,30 @@ export function defineActors({ actor, UserError }) {
 		},
 	});
 
-	return { counter, echo, errors, slow, input, auth, raw, chat };
+	// sleepy: for 2.3 hibernation. sleepNow() asks the runtime to put the actor to sleep
+	// (c.sleep(), 2.3); wakes counts how often onWake ran, so a test can tell that the
+	// actor really went away and came back while the client's socket stayed open.
+	const sleepy = actor({
+		state: { count: 0, wakes: 0 },
+		onWake: (c) => {
+			c.state.wakes += 1;
+		},
+		actions: {
+			increment: (c, amount = 1) => {
+				c.state.count += amount;
+				c.broadcast("newCount", c.state.count);
+				return c.state.count;
+			},
+			getWakes: (c) => c.state.wakes,
+			canSleep: (c) => typeof c.sleep === "function",
+			sleepNow: (c) => {
+				setTimeout(() => c.sleep(), 10);
+				return true;
+			},
+		},
+	});
+
+	return { counter, echo, errors, slow, input, auth, raw, chat, sleepy };
 }
 
 export default defineActors;
