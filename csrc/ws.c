@@ -22,6 +22,12 @@
 #include "loop.h"
 
 enum { WS_RESOLVING, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DONE };
+
+#define RV_WS_SERV_BUF (64 * 1024)
+/* libwebsockets keeps the request's header values (path, host, origin, subprotocols) in
+ * its header space (max_http_header_data, at most 65535): a longer request fails */
+#define RV_WS_HEADER_SPACE 32768
+#define RV_WS_MAX_HANDSHAKE (RV_WS_HEADER_SPACE - 1024)
 enum { EV_OPEN, EV_MESSAGE, EV_CLOSE, EV_ERROR };
 
 typedef struct rv_frame {
@@ -65,8 +71,19 @@ typedef struct rv_ws {
   size_t local_reason_len;
 } rv_ws;
 
+/* id -> socket, so libwebsockets' callbacks find a socket by the id kept in the wsi's
+ * opaque pointer: libwebsockets may call back for a wsi after we are done with the
+ * socket (and after it was freed), and an id that is no longer in the map is simply
+ * ignored. Open addressing, linear probing, tombstones. */
+typedef struct {
+  lua_Integer *keys; /* 0: empty, -1: tombstone */
+  rv_ws **vals;
+  size_t cap, used; /* used counts live keys and tombstones */
+} ws_map;
+
 typedef struct rv_wsctx {
   struct lws_context *ctx;
+  ws_map map;
   rv_loop *lp;
   int tls; /* the context was made with TLS support */
   double last_service; /* libwebsockets checks its timeouts when serviced: once a second at least */
@@ -74,6 +91,61 @@ typedef struct rv_wsctx {
   rv_wsev *ev_head, *ev_tail;
   int failed_alloc;
 } rv_wsctx;
+
+static size_t map_slot(lua_Integer id, size_t cap) {
+  uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 16) & (cap - 1);
+}
+
+static rv_ws *map_get(const ws_map *m, lua_Integer id) {
+  if (!m->cap) return NULL;
+  for (size_t i = map_slot(id, m->cap);; i = (i + 1) & (m->cap - 1)) {
+    if (m->keys[i] == id) return m->vals[i];
+    if (m->keys[i] == 0) return NULL;
+  }
+}
+
+static int map_put(ws_map *m, lua_Integer id, rv_ws *w);
+
+static int map_grow(ws_map *m) {
+  ws_map nm = {0};
+  nm.cap = m->cap ? m->cap * 2 : 16;
+  nm.keys = calloc(nm.cap, sizeof *nm.keys);
+  nm.vals = calloc(nm.cap, sizeof *nm.vals);
+  if (!nm.keys || !nm.vals) {
+    free(nm.keys);
+    free(nm.vals);
+    return 0;
+  }
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->keys[i] > 0) map_put(&nm, m->keys[i], m->vals[i]);
+  free(m->keys);
+  free(m->vals);
+  *m = nm;
+  return 1;
+}
+
+static int map_put(ws_map *m, lua_Integer id, rv_ws *w) {
+  if ((m->used + 1) * 4 > m->cap * 3 && !map_grow(m)) return 0;
+  size_t i = map_slot(id, m->cap);
+  while (m->keys[i] > 0) i = (i + 1) & (m->cap - 1);
+  if (m->keys[i] == 0) m->used++;
+  m->keys[i] = id;
+  m->vals[i] = w;
+  return 1;
+}
+
+static void map_del(ws_map *m, lua_Integer id) {
+  if (!m->cap) return;
+  for (size_t i = map_slot(id, m->cap);; i = (i + 1) & (m->cap - 1)) {
+    if (m->keys[i] == id) {
+      m->keys[i] = -1;
+      m->vals[i] = NULL;
+      return;
+    }
+    if (m->keys[i] == 0) return;
+  }
+}
 
 static void set_nodelay(rv_ws *w, struct lws *wsi, int quickack_only) {
   int fd = lws_get_socket_fd(wsi);
@@ -108,9 +180,8 @@ static void push_event(rv_wsctx *c, rv_ws *w, int kind, const void *data, size_t
 static void finish(rv_ws *w, int kind, int code, const char *err, const char *msg, size_t len) {
   if (w->state == WS_DONE) return;
   w->state = WS_DONE;
-  /* libwebsockets may still finish the socket (close handshake, TCP teardown): its
-   * later callbacks must not find w, which Lua frees once it has the final event */
-  if (w->wsi) lws_set_opaque_user_data(w->wsi, NULL);
+  /* libwebsockets may still finish the socket (close handshake, TCP teardown); its
+   * later callbacks find nothing once Lua has the final event and w is freed */
   w->wsi = NULL;
   push_event(w->ctx, w, kind, msg, len);
   if (w->ctx->ev_tail && w->ctx->ev_tail->id == w->id) {
@@ -156,7 +227,7 @@ static void ws_free(rv_wsctx *c, rv_ws *w) {
     free((void *)w->gai->ar_request);
     free(w->gai);
   }
-  if (w->wsi) lws_set_opaque_user_data(w->wsi, NULL);
+  map_del(&c->map, w->id);
   frame_free_all(w);
   rv_buf_free(&w->rx);
   for (int i = 0; i < w->nheaders; i++) free(w->headers[i]);
@@ -175,8 +246,10 @@ static void ws_free(rv_wsctx *c, rv_ws *w) {
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len) {
   (void)user;
-  rv_ws *w = wsi ? lws_get_opaque_user_data(wsi) : NULL;
-  if (!w) return lws_callback_http_dummy(wsi, reason, user, in, len);
+  rv_wsctx *cx = wsi ? lws_context_user(lws_get_context(wsi)) : NULL;
+  lua_Integer wid = wsi ? (lua_Integer)(intptr_t)lws_get_opaque_user_data(wsi) : 0;
+  rv_ws *w = cx && wid > 0 ? map_get(&cx->map, wid) : NULL;
+  if (!w || w->state == WS_DONE) return lws_callback_http_dummy(wsi, reason, user, in, len);
   rv_wsctx *c = w->ctx;
   switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
@@ -224,12 +297,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         static const char msg[] = "message too big";
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)msg, sizeof msg - 1);
         finish_str(w, EV_ERROR, 0, "message_too_big", "a message exceeded max_message");
-        lws_set_opaque_user_data(wsi, NULL);
         return -1;
       }
       if (!rv_buf_append(&w->rx, in, len)) {
         finish_str(w, EV_ERROR, 0, "out_of_memory", "out of memory");
-        lws_set_opaque_user_data(wsi, NULL);
         return -1;
       }
       if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
@@ -278,7 +349,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
       finish_str(w, EV_ERROR, 0, classify(in), in ? (const char *)in : "connection failed");
-      lws_set_opaque_user_data(wsi, NULL);
       break;
     }
     case LWS_CALLBACK_CLIENT_CLOSED:
@@ -293,7 +363,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
       } else {
         finish_str(w, EV_ERROR, 0, "connection_failed", "the connection closed during the handshake");
       }
-      lws_set_opaque_user_data(wsi, NULL);
       break;
     }
     default:
@@ -322,10 +391,16 @@ static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls
   info.protocols = protocols;
   /* TLS only for wss: loading the system trust store costs ~2 MiB and a few ms */
   info.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
-  /* room for long subprotocol lists (connection params travel there) */
-  info.max_http_header_data = 16384;
+  /* Room for long subprotocol lists (connection params travel there, percent-encoded:
+   * 4 KB of params can take 24 KB). libwebsockets writes the client handshake into its
+   * per-thread service buffer without a bounds check (4096 bytes by default; a longer
+   * request corrupts the heap), so that buffer is made large and ws_open refuses
+   * handshakes that would not fit (RV_WS_MAX_HANDSHAKE). */
+  info.max_http_header_data = RV_WS_HEADER_SPACE;
+  info.pt_serv_buf_size = RV_WS_SERV_BUF;
   info.client_ssl_ca_filepath = ca_file;
   info.timeout_secs = 60;
+  info.user = c;
   info.gid = -1;
   info.uid = -1;
   c->ctx = lws_create_context(&info);
@@ -350,7 +425,7 @@ static int start_connect(rv_ws *w) {
   ci.origin = w->origin ? w->origin : w->host;
   ci.protocol = w->protocols;
   ci.local_protocol_name = "rivet-client";
-  ci.opaque_user_data = w;
+  ci.opaque_user_data = (void *)(intptr_t)w->id;
   ci.pwsi = &w->wsi;
   if (w->tls) {
     ci.ssl_connection = LCCSCF_USE_SSL;
@@ -421,6 +496,10 @@ static int l_ws_open(lua_State *L) {
   if (c->list) c->list->prev = w;
   c->list = w;
   w->state = WS_RESOLVING;
+  if (!map_put(&c->map, w->id, w)) {
+    ws_free(c, w);
+    return luaL_error(L, "out of memory");
+  }
 
   lua_getfield(L, 2, "tls");
   w->tls = lua_toboolean(L, -1);
@@ -455,8 +534,13 @@ static int l_ws_open(lua_State *L) {
     return luaL_error(L, "ws_open: host, path and protocols are required (or out of memory)");
   }
 
+  size_t hs = strlen(w->host) + strlen(w->path) + strlen(w->protocols) + (w->origin ? strlen(w->origin) : 0);
+  for (int i = 0; i < w->nheaders; i++) hs += strlen(w->headers[i]) + 4;
   unsigned char tmp[sizeof(struct in6_addr)];
-  if (inet_pton(AF_INET, w->host, tmp) == 1 || inet_pton(AF_INET6, w->host, tmp) == 1) {
+  if (hs > RV_WS_MAX_HANDSHAKE) {
+    finish_str(w, EV_ERROR, 0, "handshake_too_large",
+               "the WebSocket handshake would exceed 31 KiB (connection params too large?)");
+  } else if (inet_pton(AF_INET, w->host, tmp) == 1 || inet_pton(AF_INET6, w->host, tmp) == 1) {
     start_connect(w);
   } else {
     struct addrinfo *hints = calloc(1, sizeof *hints);
@@ -719,8 +803,9 @@ int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n) {
 void rv_ws_destroy(rv_loop *lp) {
   rv_wsctx *c = lp->ws;
   if (!c) return;
+  /* callbacks during the teardown must not queue events for sockets Lua will never see */
   for (rv_ws *w = c->list; w; w = w->next) {
-    if (w->wsi) lws_set_opaque_user_data(w->wsi, NULL);
+    w->state = WS_DONE;
     w->wsi = NULL;
   }
   lws_context_destroy(c->ctx);
@@ -731,6 +816,8 @@ void rv_ws_destroy(rv_loop *lp) {
     free(e);
     e = nx;
   }
+  free(c->map.keys);
+  free(c->map.vals);
   free(c);
   lp->ws = NULL;
 }

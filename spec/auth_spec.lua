@@ -47,6 +47,15 @@ describe("auth with connection params (" .. env.server .. ")", function()
     conn2:dispose()
   end)
 
+  it("carries 4 KB of params in the connection's subprotocol header", function()
+    local pad = string.rep("é", 2048) -- 4 KB of UTF-8, 24 KB once percent-encoded
+    local h = client.auth:getOrCreate(env.key("auth"))
+    local conn = h:connect({ token = "secret-big", pad = pad })
+    assert.are.equal("secret-big", conn:whoami())
+    assert.are.equal(pad, conn:getParams().pad)
+    conn:dispose()
+  end)
+
   it("sends params on raw fetch and raw websocket", function()
     local h = client.raw:getOrCreate(env.key("authraw"), { params = { token = "secret-raw" } })
     local hdr = h:fetch("/p"):json().headers["x-rivet-conn-params"]

@@ -247,7 +247,7 @@ local function ws_target(self, id)
     params = v
   end
   if params ~= nil then
-    protos[#protos + 1] = "rivet_conn_params." .. protocol.pct(core.json_encode_ascii(params))
+    protos[#protos + 1] = "rivet_conn_params." .. protocol.pct(core.json_encode(params))
   end
   return {
     host = u.host,

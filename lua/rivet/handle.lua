@@ -168,7 +168,7 @@ end
 --------------------------------------------------------------------------------------
 
 -- connection params: a value, or a function called before each use (token refresh)
-function methods:_params_json()
+function methods:_params_json(ascii)
   local p = self._params
   if type(p) == "function" then
     local ok, v = pcall(p)
@@ -178,6 +178,7 @@ function methods:_params_json()
     p = v
   end
   if p == nil then return nil end
+  if ascii == false then return core.json_encode(p) end
   return core.json_encode_ascii(p)
 end
 

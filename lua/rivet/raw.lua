@@ -550,7 +550,7 @@ function M.websocket(h, path, protocols, opts, level)
       protos[#protos + 1] = s
     end
   end
-  local pj = h:_params_json()
+  local pj = h:_params_json(false)
   if pj then protos[#protos + 1] = "rivet_conn_params." .. protocol.pct(pj) end
 
   local seg = protocol.pct(id)
