@@ -347,11 +347,13 @@ static int l_poll(lua_State *L) {
   double timeout = luaL_optnumber(L, 2, 0);
   luaL_checktype(L, 3, LUA_TTABLE);
   int n = 0;
+  rv_ws_log_bind(L);
   perform(lp);
   rv_ws_service(lp);
   n = collect(L, lp, 3, n);
   n = rv_ws_collect(L, lp, 3, n);
   if (n > 0 || !(timeout > 0)) {
+    rv_ws_log_bind(NULL);
     lua_pushinteger(L, n);
     return 1;
   }
@@ -375,6 +377,7 @@ static int l_poll(lua_State *L) {
     if (n > 0) break;
   }
   free(fds);
+  rv_ws_log_bind(NULL);
   lua_pushinteger(L, n);
   return 1;
 }
@@ -412,7 +415,9 @@ static int l_pending(lua_State *L) {
 
 static int l_close(lua_State *L) {
   rv_loop *lp = luaL_checkudata(L, 1, RV_LOOP_MT);
+  rv_ws_log_bind(L);
   rv_ws_destroy(lp);
+  rv_ws_log_bind(NULL);
   while (lp->reqs) req_free(lp, lp->reqs);
   if (lp->multi) {
     curl_multi_cleanup(lp->multi);
@@ -461,4 +466,5 @@ void rv_loop_open(lua_State *L) {
   lua_setfield(L, -2, "loop");
   lua_pushcfunction(L, l_now);
   lua_setfield(L, -2, "now");
+  rv_ws_open_module(L);
 }

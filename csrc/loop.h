@@ -38,5 +38,8 @@ void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n)
 int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n);
 void rv_ws_destroy(rv_loop *lp);
 int rv_ws_active(rv_loop *lp);
+/* The lua_State libwebsockets' log lines go to while lws runs (NULL: dropped). */
+void rv_ws_log_bind(lua_State *L);
+void rv_ws_open_module(lua_State *L); /* core.set_ws_logger */
 
 #endif

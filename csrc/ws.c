@@ -376,6 +376,64 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* ---- libwebsockets' own log lines, routed to rivet.setLogger ---------------------------
+ * lws logs through one process-wide callback without a user pointer, and only from inside
+ * lws calls, which we make only from loop methods. Those bind their lua_State around the
+ * calls (rv_ws_log_bind), and the callback hands each line to the Lua function that
+ * core.set_ws_logger registered, in a protected call. */
+static lua_State *log_L;
+static int log_ref = LUA_NOREF;
+static int log_level;
+
+void rv_ws_log_bind(lua_State *L) { log_L = L; }
+
+static void lws_emit(int level, const char *line) {
+  lua_State *L = log_L;
+  if (!L || log_ref == LUA_NOREF || !lua_checkstack(L, 4)) return;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, log_ref);
+  lua_pushstring(L, level & LLL_ERR ? "error" : level & LLL_WARN ? "warn" : level & LLL_NOTICE ? "info" : "debug");
+  /* a gateway path may carry a token (/gateway/{id}@{token}/...): keep it out of logs */
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  const char *p = line;
+  while (*p) {
+    if (*p == '@') {
+      luaL_addstring(&b, "@***");
+      while (*p && *p != '/' && *p != ' ' && *p != '\n') p++;
+      continue;
+    }
+    if (*p != '\n' && *p != '\r') luaL_addchar(&b, *p);
+    p++;
+  }
+  luaL_pushresult(&b);
+  lua_pcall(L, 2, 0, 0);
+  lua_settop(L, top);
+}
+
+/* core.set_ws_logger(fn | nil): fn(level, line) receives libwebsockets' errors, warnings
+ * and notices; nil silences them (the default). */
+static int l_set_ws_logger(lua_State *L) {
+  if (log_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
+    log_ref = LUA_NOREF;
+  }
+  if (lua_isfunction(L, 1)) {
+    lua_pushvalue(L, 1);
+    log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    log_level = LLL_ERR | LLL_WARN | LLL_NOTICE;
+  } else {
+    log_level = 0;
+  }
+  lws_set_log_level(log_level, log_level ? lws_emit : NULL);
+  return 0;
+}
+
+void rv_ws_open_module(lua_State *L) {
+  lua_pushcfunction(L, l_set_ws_logger);
+  lua_setfield(L, -2, "set_ws_logger");
+}
+
 static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls) {
   if (lp->ws) {
     if (tls && !lp->ws->tls)
@@ -384,7 +442,8 @@ static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls
   }
   rv_wsctx *c = calloc(1, sizeof *c);
   if (!c) luaL_error(L, "out of memory");
-  lws_set_log_level(0, NULL); /* silent: failures reach Lua as events */
+  /* silent unless a logger is set: failures reach Lua as events anyway */
+  lws_set_log_level(log_level, log_level ? lws_emit : NULL);
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
   info.port = CONTEXT_PORT_NO_LISTEN;
@@ -466,6 +525,7 @@ static char *opt_dup(lua_State *L, int t, const char *k, int required) {
  * Starts connecting; poll() reports {ws=id, kind="open"|"message"|"close"|"error"}. */
 static int l_ws_open(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_ws_log_bind(L); /* lws may log while it starts connecting */
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "ca_file");
   const char *ca = lua_tostring(L, -1);
@@ -560,6 +620,7 @@ static int l_ws_open(lua_State *L) {
       finish_str(w, EV_ERROR, 0, "dns_failed", gai_strerror(r));
     }
   }
+  rv_ws_log_bind(NULL);
   lua_pushinteger(L, w->id);
   return 1;
 }

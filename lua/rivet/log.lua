@@ -11,6 +11,10 @@ function M.set(fn)
     error("bad argument #1 to 'setLogger': expected a function or nil, got " .. type(fn), 3)
   end
   logger = fn
+  -- libwebsockets' own lines (errors, warnings, notices) go to the same logger
+  require("rivet.core").set_ws_logger(fn and function(level, line)
+    M.emit(level, "libwebsockets: " .. line, nil)
+  end or nil)
 end
 
 --- True when a logger is installed (lets callers skip building costly messages).
