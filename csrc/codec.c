@@ -777,10 +777,8 @@ static void check_to_server(lua_State *L, int idx, rv_to_server *m) {
   if (!rv_utf8_valid(m->name, m->name_len)) luaL_error(L, "encode_to_server: %s must be valid UTF-8", what);
 }
 
-static int body_encode_to_server(lua_State *L, rv_job *job) {
-  int enc = check_enc(L), tagged = msg_tagged(L, enc);
-  rv_to_server m;
-  check_to_server(L, 2, &m);
+static void encode_to_server(lua_State *L, rv_job *job, int enc, int tagged, const rv_to_server *mp) {
+  rv_to_server m = *mp;
   if (enc == ENC_BARE) {
     rv_bare_encode_to_server(L, job, &m, tagged);
   } else {
@@ -813,8 +811,38 @@ static int body_encode_to_server(lua_State *L, rv_job *job) {
     k->map_end(&e);
     k->map_end(&e);
   }
+}
+
+static int body_encode_to_server(lua_State *L, rv_job *job) {
+  int enc = check_enc(L), tagged = msg_tagged(L, enc);
+  rv_to_server m;
+  check_to_server(L, 2, &m);
+  encode_to_server(L, job, enc, tagged, &m);
   push_buf(L, &job->out);
   return 1;
+}
+
+static int body_encode_action(lua_State *L, rv_job *job) {
+  int enc = (int)lua_tointeger(L, 1);
+  rv_to_server m;
+  m.kind = 0;
+  m.subscribe = 0;
+  m.id = lua_tointeger(L, 3);
+  m.name = lua_tolstring(L, 4, &m.name_len);
+  m.args_idx = 5;
+  if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
+  if (!lua_isnil(L, 5) && !lua_istable(L, 5)) luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
+  encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
+  push_buf(L, &job->out);
+  return 1;
+}
+
+/* rv_encode_action(enc, tagged, id, name, args) -> frame: an ActionRequest from its parts,
+ * for conn.c's calls (no message table to build and read back). enc is the index into
+ * enc_names (conn.c uses the same order). Raises like encode_to_server. */
+int rv_encode_action(lua_State *L) {
+  lua_settop(L, 5);
+  return rv_protect(L, body_encode_action, 1);
 }
 
 /* core.encode_to_server(enc, msg, tagged) -> frame */

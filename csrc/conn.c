@@ -22,7 +22,7 @@
 enum { ST_IDLE, ST_CONNECTING, ST_CONNECTED, ST_DISCONNECTED, ST_DISPOSED };
 static const char *const status_names[] = {"idle", "connecting", "connected", "disconnected", "disposed"};
 
-enum { ENC_BARE, ENC_CBOR, ENC_JSON };
+enum { ENC_BARE, ENC_CBOR, ENC_JSON }; /* the order of codec.c's (rv_encode_action) */
 static const char *const enc_names[] = {"bare", "cbor", "json", NULL};
 
 enum { LINE_23, LINE_20 };
@@ -36,7 +36,8 @@ enum {
   UV_ERRMT,    /* metatable given to error tables, or nil */
   UV_ACTOR,    /* actorId of the last Init */
   UV_CONNID,   /* connectionId of the current connection */
-  UV_CONNERR   /* connection-level error of the coming close (Error frame, malformed input) */
+  UV_CONNERR,  /* connection-level error of the coming close (Error frame, malformed input) */
+  UV_REFS      /* luaL_ref table of the values given to sm:call (made on first use) */
 };
 
 /* Upvalues shared by conn_new and every method. */
@@ -55,6 +56,7 @@ typedef struct rv_call {
   int state;
   struct rv_call *hnext;      /* hash chain */
   struct rv_call *prev, *next; /* queued or in-flight list, in id order */
+  int ref;     /* the value given to sm:call, in UV_REFS (LUA_NOREF: none) */
   size_t name_len;
   char name[]; /* action name, for error messages */
 } rv_call;
@@ -373,13 +375,20 @@ static void complete(lua_State *L, rv_conn *c, int uv, rv_call *k, int ok, int v
     lua_rawseti(L, -2, k->id);
     lua_pop(L, 1);
   }
-  new_item(L, "result", 4);
+  new_item(L, "result", 5);
   lua_pushinteger(L, k->id);
   lua_setfield(L, -2, "id");
   lua_pushboolean(L, ok);
   lua_setfield(L, -2, "ok");
   lua_pushvalue(L, vidx);
   lua_setfield(L, -2, ok ? "value" : "err");
+  if (k->ref != LUA_NOREF) {
+    lua_rawgeti(L, uv, UV_REFS);
+    lua_rawgeti(L, -1, k->ref);
+    lua_setfield(L, -3, "fut");
+    luaL_unref(L, -1, k->ref);
+    lua_pop(L, 1);
+  }
   out_push(L, c, uv);
   call_free(c, k);
 }
@@ -524,7 +533,10 @@ static int l_start(lua_State *L) {
   return 1;
 }
 
-/* sm:call(name, args, deadline?) -> id */
+/* sm:call(name, args, deadline?, fut?) -> id
+ * fut (any value, e.g. the caller's future) comes back as the result item's `fut`: the
+ * caller needs no id -> future table of its own (a hash that, with ids always new and
+ * a steady number in flight, would be rebuilt on almost every insert). */
 static int l_call(lua_State *L) {
   rv_conn *c = check_sm(L);
   size_t nlen;
@@ -532,21 +544,18 @@ static int l_call(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   double deadline = lua_isnoneornil(L, 4) ? HUGE_VAL : luaL_checknumber(L, 4);
   if (deadline != deadline) luaL_argerror(L, 4, "deadline is NaN");
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   int uv = push_uv(L);
   lua_Integer id = c->next_id;
 
   /* Encode first: bad user values raise here, before anything changes. */
-  lua_createtable(L, 0, 4);
-  lua_pushliteral(L, "ActionRequest");
-  lua_setfield(L, -2, "tag");
+  lua_pushcfunction(L, rv_encode_action);
+  lua_pushinteger(L, c->enc);
+  lua_pushboolean(L, c->tagged);
   lua_pushinteger(L, id);
-  lua_setfield(L, -2, "id");
   lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "name");
   lua_pushvalue(L, 3);
-  lua_setfield(L, -2, "args");
-  encode_top(L, c);
+  lua_call(L, 5, 1);
   int frame = lua_gettop(L);
 
   if (c->status == ST_DISPOSED) {
@@ -554,28 +563,48 @@ static int l_call(lua_State *L) {
     int e = new_error(L, uv, "client", "disposed");
     lua_pushliteral(L, "Connection disposed");
     set_message(L, e);
-    new_item(L, "result", 4);
+    new_item(L, "result", 5);
     lua_pushinteger(L, id);
     lua_setfield(L, -2, "id");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "ok");
     lua_pushvalue(L, e);
     lua_setfield(L, -2, "err");
+    lua_pushvalue(L, 5);
+    lua_setfield(L, -2, "fut");
     out_push(L, c, uv);
     lua_pushinteger(L, id);
     return 1;
   }
 
   int timed = deadline != HUGE_VAL;
+  /* the reference first: it may raise (memory), and nothing is allocated yet */
+  int ref = LUA_NOREF;
+  if (!lua_isnil(L, 5)) {
+    if (lua_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, uv, UV_REFS);
+    }
+    lua_pushvalue(L, 5);
+    ref = luaL_ref(L, -2);
+    lua_pop(L, 1);
+  }
   rv_call *k = malloc(sizeof *k + nlen + 1);
   if (!k || !hash_reserve(c) || (timed && !heap_reserve(c))) {
     free(k);
+    if (ref != LUA_NOREF) {
+      lua_rawgeti(L, uv, UV_REFS);
+      luaL_unref(L, -1, ref);
+    }
     return luaL_error(L, "out of memory");
   }
   memcpy(k->name, name, nlen);
   k->name[nlen] = '\0';
   k->name_len = nlen;
   k->id = id;
+  k->ref = ref;
   k->deadline = deadline;
   k->heap_idx = NO_HEAP;
   k->prev = k->next = k->hnext = NULL;
@@ -842,39 +871,67 @@ static int l_tick(lua_State *L) {
   return 1;
 }
 
-/* sm:next_wakeup() -> the earliest time something is due, or nil. */
-static int l_next_wakeup(lua_State *L) {
-  rv_conn *c = check_sm(L);
+/* The earliest time something is due (a call deadline, a reconnect), or HUGE_VAL. */
+static double next_wakeup(const rv_conn *c) {
   double t = HUGE_VAL;
   if (c->heap_n > 0) t = c->heap[0]->deadline;
   if (c->status == ST_DISCONNECTED && c->has_next && c->next_at < t) t = c->next_at;
+  return t;
+}
+
+static void push_wakeup(lua_State *L, const rv_conn *c) {
+  double t = next_wakeup(c);
   if (t == HUGE_VAL) lua_pushnil(L);
   else lua_pushnumber(L, t);
+}
+
+/* sm:next_wakeup() -> the earliest time something is due, or nil. */
+static int l_next_wakeup(lua_State *L) {
+  push_wakeup(L, check_sm(L));
   return 1;
 }
 
-/* sm:drain(out?) -> n (, out when none was given): moves the outbox to out[1..n]. */
+/* sm:drain(out?) -> n (, out when none was given): moves the outbox to out[1..n].
+ * With out given: n, next_wakeup() -- a connection drains after every change, so this
+ * is where it learns when it next needs a tick, without another call. */
 static int l_drain(lua_State *L) {
   rv_conn *c = check_sm(L);
   int given = !lua_isnoneornil(L, 2);
   if (given) luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  int uv = push_uv(L);
   lua_Integer n = c->out_n;
+  if (given && n == 0) {
+    lua_pushinteger(L, 0);
+    push_wakeup(L, c);
+    return 2;
+  }
+  int uv = push_uv(L);
   if (!given) {
     lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);
     lua_replace(L, 2);
   }
+  /* a small outbox is kept and emptied (no new table per drain); after a burst a new
+   * one replaces it, so a connection does not keep a large array for ever */
+  int keep = n <= 64;
   lua_rawgeti(L, uv, UV_OUT);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     lua_seti(L, 2, i);
+    if (keep) {
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i);
+    }
   }
-  lua_createtable(L, 8, 0);
-  lua_rawseti(L, uv, UV_OUT);
+  if (!keep) {
+    lua_createtable(L, 8, 0);
+    lua_rawseti(L, uv, UV_OUT);
+  }
   c->out_n = 0;
   lua_pushinteger(L, n);
-  if (given) return 1;
+  if (given) {
+    push_wakeup(L, c);
+    return 2;
+  }
   lua_pushvalue(L, 2);
   return 2;
 }
@@ -984,7 +1041,7 @@ static int l_conn_new(lua_State *L) {
   lua_pushvalue(L, UP_MT);
   lua_setmetatable(L, -2);
 
-  lua_createtable(L, UV_CONNERR, 0);
+  lua_createtable(L, UV_REFS, 0);
   lua_newtable(L);
   lua_rawseti(L, -2, UV_OUT);
   lua_newtable(L);

@@ -18,6 +18,10 @@ extern const char rv_key_bytes_mt;
 #define rv_push_bytes_mt(L) lua_rawgetp((L), LUA_REGISTRYINDEX, &rv_key_bytes_mt)
 #define rv_isnull(L, i) (lua_type((L), (i)) == LUA_TLIGHTUSERDATA && lua_touserdata((L), (i)) == NULL)
 
+/* codec.c: encodes an ActionRequest frame from (enc index, tagged, id, name, args); a
+ * lua_CFunction, called by conn.c with lua_call so that bad values raise as usual. */
+int rv_encode_action(lua_State *L);
+
 /* Each part adds its functions to the module table on top of the stack. */
 void rv_codec_open(lua_State *L); /* codec.c, json.c, cbor.c, bare.c */
 void rv_loop_open(lua_State *L);  /* loop.c: curl multi (and later libwebsockets) */

@@ -371,8 +371,12 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   return 0;
 }
 
+/* Each connection gets an rx buffer of rx_buffer_size (0 would mean pt_serv_buf_size,
+ * 64 KiB: two touched pages per connection). Larger messages arrive in pieces that
+ * ws_callback joins anyway. tx_packet_size keeps sends in one piece as before. */
+#define RV_WS_RX_BUF 4096
 static const struct lws_protocols protocols[] = {
-    {"rivet-client", ws_callback, 0, 0, 0, NULL, 0},
+    {"rivet-client", ws_callback, 0, RV_WS_RX_BUF, 0, NULL, RV_WS_SERV_BUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -739,18 +743,25 @@ void rv_ws_service(rv_loop *lp) {
 void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n) {
   rv_wsctx *c = lp->ws;
   if (!c || !c->list) return;
-  for (int i = 0; i < n; i++) {
-    if (fds[i].revents) {
-      rv_ws_service(lp);
-      return;
-    }
-  }
   for (rv_ws *w = c->list; w; w = w->next) {
     if (w->state == WS_RESOLVING || w->state == WS_CONNECTING) {
       rv_ws_service(lp);
       return;
     }
   }
+  /* The poll already told which sockets are ready: hand lws those results
+   * (lws_service_fd) instead of lws_service(), which would poll all over again. */
+  int served = 0;
+  for (int i = 0; i < n; i++) {
+    if (!fds[i].revents) continue;
+    struct lws_pollfd pfd;
+    pfd.fd = fds[i].fd;
+    pfd.events = (short)fds[i].events;
+    pfd.revents = (short)fds[i].revents; /* CURL_WAIT_POLL* have poll()'s values */
+    lws_service_fd(c->ctx, &pfd);
+    served = 1;
+  }
+  if (served) c->last_service = rv_mono_now();
   if (lws_service_adjust_timeout(c->ctx, 1, 0) == 0 || rv_mono_now() - c->last_service >= 1.0) rv_ws_service(lp);
 }
 
