@@ -47,10 +47,11 @@ describe("TLS (" .. env.server .. ")", function()
     out.websocket = { ws:receive(10) }
     ws:close()
     local conn = h:connect()
-    local statuses = {}
+    local statuses, errs = {}, {}
     conn:onStatusChange(function(s) statuses[#statuses + 1] = s end)
+    conn:onError(function(e) errs[#errs + 1] = e.group .. "." .. e.code end)
     local ok, v = pcall(conn.ping, conn)
-    out.conn = { ok, v, statuses }
+    out.conn = { ok, v, statuses, errs }
     conn:dispose()
     return out
   end
@@ -63,6 +64,7 @@ describe("TLS (" .. env.server .. ")", function()
     assert.are.same({ true, "/tls" }, r.fetch)
     assert.are.same({ "hello", "text" }, r.websocket)
     assert.are.same({ true, "pong" }, { r.conn[1], r.conn[2] })
+    assert.are.same({}, r.conn[4])
   end)
 
   it("fails verification without the CA (client.tls_failed)", function()
@@ -74,9 +76,11 @@ describe("TLS (" .. env.server .. ")", function()
     assert.are.equal("client.tls_failed", r.fetch[2].group .. "." .. r.fetch[2].code)
     assert.is_nil(r.websocket[1])
     assert.are.equal("client.tls_failed", r.websocket[2].group .. "." .. r.websocket[2].code)
-    -- the connection never opens; its call fails when its time is up
+    -- the connection never opens; its call fails when its time is up; onError hears of
+    -- the TLS failure once, not once per retry
     assert.is_false(r.conn[1])
     for _, s in ipairs(r.conn[3]) do assert.are_not.equal("connected", s) end
+    assert.are.same({ "client.tls_failed" }, r.conn[4])
   end)
 
   it("fails verification with another CA", function()
@@ -86,6 +90,7 @@ describe("TLS (" .. env.server .. ")", function()
     assert.are.equal("client.tls_failed", r.action[2].group .. "." .. r.action[2].code)
     assert.are.equal("client.tls_failed", r.websocket[2].group .. "." .. r.websocket[2].code)
     assert.is_false(r.conn[1])
+    assert.are.same({ "client.tls_failed" }, r.conn[4])
   end)
 
   it("checks the host name: a certificate for another name fails even with the right CA", function()
@@ -97,6 +102,7 @@ describe("TLS (" .. env.server .. ")", function()
     assert.is_nil(r.websocket[1])
     assert.are.equal("client.tls_failed", r.websocket[2].group .. "." .. r.websocket[2].code)
     assert.is_false(r.conn[1])
+    assert.are.same({ "client.tls_failed" }, r.conn[4])
   end)
 
   it("connects without any check with insecure = true", function()
@@ -107,6 +113,7 @@ describe("TLS (" .. env.server .. ")", function()
     assert.are.same({ true, "/tls" }, r.fetch)
     assert.are.same({ "hello", "text" }, r.websocket)
     assert.are.same({ true, "pong" }, { r.conn[1], r.conn[2] })
+    assert.are.same({}, r.conn[4])
   end)
 
   it("resolves and creates actors over HTTPS (REST with the CA)", function()

@@ -3,42 +3,29 @@
 -- backoff; this file moves bytes between it and the loop's WebSocket and turns what it
 -- reports into futures, listeners and callbacks.
 local core = require("rivet.core")
+local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
+local log = require("rivet.log")
 local protocol = require("rivet.protocol")
+local raw = require("rivet.raw")
 
 local now = core.now
 local null = core.null
-local array_mt = core.array_mt
+local pack_args = dispatch.pack_args
+local log_on = log.enabled
 
 local Conn = {}
 local methods = {}
 Conn.methods = methods
 
-local action_fns = {}
-
 local conn_mt = {
   __name = "rivet.ActorConn",
-  __index = function(self, k)
-    local m = methods[k]
-    if m ~= nil then return m end
-    if type(k) ~= "string" or k:sub(1, 1) == "_" then return nil end
-    local f = action_fns[k]
-    if not f then
-      f = function(c, ...)
-        if getmetatable(c) ~= Conn.mt then
-          error("action '" .. k .. "' must be called with a colon: conn:" .. k .. "(...)", 2)
-        end
-        return c:_call(k, 3, ...)
-      end
-      action_fns[k] = f
-    end
-    return f
-  end,
   __tostring = function(self)
     return "rivet.ActorConn(" .. self._handle._name .. ", " .. self.status .. ")"
   end,
 }
 Conn.mt = conn_mt
+dispatch.actions(methods, conn_mt, "conn")
 
 local seed_counter = 0
 
@@ -66,10 +53,11 @@ function Conn.new(handle, params)
     _ws = false,
     _attempting = false,
     _attempt_deadline = false,
-    _futures = {},
-    _listeners = {},
-    _cb = { open = {}, close = {}, error = {}, status = {} },
-    _out = {},
+    _wake = false,      -- when pump() is next due (the scheduler reads it), or false
+    -- created on first use: most connections never get some of them
+    _listeners = false, -- event name -> list of {fn=, once=}
+    _cb = false,        -- "open" | "close" | "error" | "status" -> list of functions
+    _reported = false,  -- socket failure kinds already sent to onError in this outage
   }, conn_mt)
   client._sched:add_source(self)
   self:_start_attempt()
@@ -84,9 +72,11 @@ end
 -- happened: `local conn = h:connect(); conn:onStatusChange(fn)` sees "connecting" too.
 -- Each callback runs in its own task, so one that waits does not hold up the others.
 local function each_cb(self, kind, runner, ...)
-  local cb = self._cb
+  local cb = self._cb -- false: none yet; then look again when the task runs
   self._sched:spawn(function(...)
-    local list = cb[kind]
+    local c = cb or self._cb
+    local list = c and c[kind]
+    if not list then return end
     for i = 1, #list do runner(self, list[i], ...) end
   end, true, ...)
 end
@@ -104,7 +94,8 @@ local function run_handler(self, fn, ...)
   self._sched:spawn(function(...)
     local ok, e = pcall(fn, ...)
     if not ok then
-      if #self._cb.error == 0 then
+      local cb = self._cb
+      if not (cb and cb.error and #cb.error > 0) then
         -- nobody listens: do not let a broken handler fail silently
         io.stderr:write("rivet: an event handler failed (add conn:onError to handle this): ", tostring(e), "\n")
         return
@@ -121,10 +112,18 @@ local function fire(self, kind, ...) each_cb(self, kind, run_handler, ...) end
 -- Moving things between the state machine and the socket
 --------------------------------------------------------------------------------------
 
--- Applies everything the state machine reported since the last drain.
+-- One reused drain array per nesting depth: a result settles a future whose callback
+-- may call an action, which flushes again before the outer loop is done.
+local out_pool = {}
+local depth = 0
+
+-- Applies everything the state machine reported since the last drain, then notes when
+-- pump() is next due (the scheduler pumps only connections whose time has come).
 function methods:_flush()
-  local out = self._out
-  local n = self._sm:drain(out)
+  depth = depth + 1
+  local out = out_pool[depth]
+  if not out then out = {}; out_pool[depth] = out end
+  local n, wake = self._sm:drain(out)
   local loop = self._client._loop
   for i = 1, n do
     local o = out[i]
@@ -133,9 +132,8 @@ function methods:_flush()
     if kind == "send" then
       if self._ws then loop:ws_send(self._ws, o.data, o.binary) end
     elseif kind == "result" then
-      local fut = self._futures[o.id]
+      local fut = o.fut
       if fut then
-        self._futures[o.id] = nil
         if o.ok then
           local v = o.value
           if v == null then v = nil end
@@ -145,7 +143,8 @@ function methods:_flush()
         end
       end
     elseif kind == "event" then
-      local ls = self._listeners[o.name]
+      local ls = self._listeners
+      ls = ls and ls[o.name]
       if ls then
         local args, nargs = o.args, #o.args
         for j = 1, nargs do
@@ -161,17 +160,32 @@ function methods:_flush()
       end
     elseif kind == "status" then
       self.status = o.status
+      if log_on() then log.emit("info", "connection status", { actor = self._handle._name, status = o.status }) end
       fire(self, "status", o.status)
     elseif kind == "open" then
       self.actorId, self.connectionId = o.actorId, o.connectionId
+      self._reported = false -- the outage is over
+      if log_on() then
+        log.emit("info", "connection open",
+          { actor = self._handle._name, actorId = o.actorId, connectionId = o.connectionId })
+      end
       fire(self, "open")
     elseif kind == "error" then
+      if log_on() then log.emit("warn", "connection error", { actor = self._handle._name, error = tostring(o.err) }) end
       report(self, o.err)
     elseif kind == "close" then
       if self._ws then loop:ws_close(self._ws, o.code, o.reason) end
     end
   end
+  depth = depth - 1
+  local a = self._attempt_deadline
+  if a and (not wake or a < wake) then wake = a end
+  self._wake = wake or false
 end
+
+-- Socket failures that no retry will fix by itself (a certificate, a host name): the
+-- user hears of each kind once per outage instead of a silent retry loop.
+local REPORTED_FAILURES = { tls_failed = true, dns_failed = true }
 
 function methods:_on_ws(ev)
   if ev.ws ~= self._ws then return end
@@ -185,6 +199,9 @@ function methods:_on_ws(ev)
     self._attempt_deadline = false
     self._client._sched.ws_owners[ev.ws] = nil
     sm:closed(ev.code, ev.reason, t, false)
+    if log_on() then
+      log.emit("info", "connection closed", { actor = self._handle._name, code = ev.code, reason = ev.reason })
+    end
     fire(self, "close", ev.code, ev.reason)
     self:_forget_id()
   elseif kind == "error" then
@@ -192,6 +209,19 @@ function methods:_on_ws(ev)
     self._attempt_deadline = false
     self._client._sched.ws_owners[ev.ws] = nil
     sm:closed(nil, ev.message, t, true)
+    local ekind = ev.err
+    if log_on() then
+      log.emit("warn", "connection failed",
+        { actor = self._handle._name, kind = ekind, message = raw.redact(self._client, ev.message) })
+    end
+    if REPORTED_FAILURES[ekind] then
+      local seen = self._reported
+      if not seen then seen = {}; self._reported = seen end
+      if not seen[ekind] then
+        seen[ekind] = true
+        report(self, errors.new("client", ekind, "the WebSocket failed: " .. tostring(raw.redact(self._client, ev.message))))
+      end
+    end
     self:_forget_id()
   end
   self:_flush()
@@ -206,13 +236,6 @@ function methods:_forget_id()
   if h._key and self._sm:status() ~= "disposed" then h._id = false end
 end
 
-function methods:next_wakeup()
-  local t = self._sm:next_wakeup()
-  local a = self._attempt_deadline
-  if a and (not t or a < t) then t = a end
-  return t
-end
-
 function methods:pump()
   local sm = self._sm
   local t = now()
@@ -225,6 +248,7 @@ function methods:pump()
     end
   end
   if sm:tick(t) and not self._attempting and not self._ws then
+    if log_on() then log.emit("info", "reconnecting", { actor = self._handle._name }) end
     self:_start_attempt()
   end
   self:_flush()
@@ -272,6 +296,7 @@ local NETWORK_FAILURES = {
 function methods:_start_attempt()
   local sm = self._sm
   if sm:status() == "disposed" then return end
+  if log_on() then log.emit("debug", "connection attempt", { actor = self._handle._name }) end
   sm:start(now())
   self:_flush()
   self._attempting = true
@@ -298,6 +323,8 @@ function methods:_start_attempt()
     local ws = client._loop:ws_open(target)
     self._ws = ws
     self._attempt_deadline = deadline
+    local w = self._wake
+    if not w or deadline < w then self._wake = deadline end
     client._sched.ws_owners[ws] = self
   end, true)
 end
@@ -306,37 +333,23 @@ end
 -- Public API
 --------------------------------------------------------------------------------------
 
-local function pack_args(...)
-  local n = select("#", ...)
-  local args = setmetatable({ ... }, array_mt)
-  for i = 1, n do
-    if args[i] == nil then args[i] = null end
-  end
-  return args
-end
-
-function methods:_deadline()
-  local h = self._handle
-  return now() + (h._timeout or self._client._timeout)
-end
-
 function methods:_start_call(name, level, ...)
-  local args = pack_args(...)
-  local ok, id = pcall(self._sm.call, self._sm, name, args, self:_deadline())
-  if not ok then
-    error("bad argument to action '" .. name .. "': " .. tostring(id):gsub("^[^:]*:%d+: ", ""), level + 1)
-  end
+  local sm = self._sm
+  -- the state machine holds the future and hands it back with the result
   local fut = self._sched:future()
-  self._futures[id] = fut
+  local ok, err = pcall(sm.call, sm, name, pack_args(...), now() + (self._handle._timeout or self._client._timeout), fut)
+  if not ok then
+    error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
+  end
   self:_flush()
   -- after a final failure (e.g. refused by onBeforeConnect) the connection stays idle
   -- until it is used again: a new call is a new attempt, not an automatic retry
-  if self._sm:status() == "idle" and not self._attempting and not self._ws then self:_start_attempt() end
+  if not self._ws and not self._attempting and sm:status() == "idle" then self:_start_attempt() end
   return fut
 end
 
 function methods:_call(name, level, ...)
-  return self:_start_call(name, level + 1, ...):await()
+  return self._sched:await(self:_start_call(name, level + 1, ...))
 end
 
 --- Calls action `name` over the connection and waits for its output.
@@ -358,13 +371,14 @@ function methods:async(name, ...)
 end
 
 function methods:_remove_listener(name, l)
-  local ls = self._listeners[name]
+  local all = self._listeners
+  local ls = all and all[name]
   if not ls then return end
   for i = #ls, 1, -1 do
     if ls[i] == l then table.remove(ls, i) end
   end
   if #ls == 0 then
-    self._listeners[name] = nil
+    all[name] = nil
     if self._sm:status() ~= "disposed" then
       self._sm:unsubscribe(name)
       self:_flush()
@@ -381,10 +395,12 @@ local function add_listener(self, fname, name, fn, once)
     error("bad argument #2 to '" .. fname .. "': expected a function, got " .. type(fn), 3)
   end
   local l = { fn = fn, once = once }
-  local ls = self._listeners[name]
+  local all = self._listeners
+  if not all then all = {}; self._listeners = all end
+  local ls = all[name]
   if not ls then
     ls = {}
-    self._listeners[name] = ls
+    all[name] = ls
     if self._sm:status() ~= "disposed" then
       self._sm:subscribe(name)
       self:_flush()
@@ -408,7 +424,10 @@ local function add_cb(self, kind, fname, fn)
   if type(fn) ~= "function" then
     error("bad argument #1 to '" .. fname .. "': expected a function, got " .. type(fn), 3)
   end
-  local list = self._cb[kind]
+  local cb = self._cb
+  if not cb then cb = {}; self._cb = cb end
+  local list = cb[kind]
+  if not list then list = {}; cb[kind] = list end
   list[#list + 1] = fn
   return function()
     for i = #list, 1, -1 do if list[i] == fn then table.remove(list, i) end end
@@ -431,7 +450,7 @@ function methods:dispose()
   self._sm:dispose(now())
   self:_flush()
   self._listeners = {}
-  self._cb = { open = {}, close = {}, error = {}, status = {} }
+  self._cb = false
   self._client._sched:remove_source(self)
 end
 

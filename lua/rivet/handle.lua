@@ -1,39 +1,24 @@
 -- Actor handles: client.counter:getOrCreate("k") returns one; any method name that is
 -- not one of the handle's own becomes a stateless action over HTTP.
 local core = require("rivet.core")
+local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
+local log = require("rivet.log")
 local protocol = require("rivet.protocol")
 
 local now = core.now
 local null = core.null
-local array_mt = core.array_mt
+local pack_args = dispatch.pack_args
 
 local Handle = {}
 local methods = {}
 Handle.methods = methods
 
-local MAX_LIFECYCLE_RETRIES = 5
-
-local action_fns = {} -- action name -> function(self, ...) (one closure per name)
+local MAX_LIFECYCLE_RETRIES = dispatch.MAX_LIFECYCLE_RETRIES
+local retry_pause = dispatch.retry_pause
 
 local handle_mt = {
   __name = "rivet.ActorHandle",
-  __index = function(self, k)
-    local m = methods[k]
-    if m ~= nil then return m end
-    if type(k) ~= "string" or k:sub(1, 1) == "_" then return nil end
-    local f = action_fns[k]
-    if not f then
-      f = function(h, ...)
-        if getmetatable(h) ~= Handle.mt then
-          error("action '" .. k .. "' must be called with a colon: handle:" .. k .. "(...)", 2)
-        end
-        return h:_call(k, 3, ...)
-      end
-      action_fns[k] = f
-    end
-    return f
-  end,
   __tostring = function(self)
     local key = self._key and protocol.serialize_key(self._key) or nil
     return "rivet.ActorHandle(" .. self._name .. (key and (", key " .. key) or "")
@@ -41,6 +26,7 @@ local handle_mt = {
   end,
 }
 Handle.mt = handle_mt
+dispatch.actions(methods, handle_mt, "handle")
 
 --- Internal: builds a handle. mode is "get", "getOrCreate", "create" or "id".
 function Handle.new(client, name, key, mode, opts)
@@ -60,16 +46,6 @@ end
 
 function methods:_deadline()
   return now() + (self._timeout or self._client._timeout)
-end
-
--- Arguments as an array with explicit nulls (Lua cannot hold nil in a table).
-local function pack_args(...)
-  local n = select("#", ...)
-  local args = setmetatable({ ... }, array_mt)
-  for i = 1, n do
-    if args[i] == nil then args[i] = null end
-  end
-  return args
 end
 
 --------------------------------------------------------------------------------------
@@ -104,7 +80,7 @@ local function rest_retry(self, method, path, query, body, deadline)
         or now() + 0.05 * attempt >= deadline then
       error(res, 0)
     end
-    c._sched:sleep(math.min(0.025 * 2 ^ (attempt - 1), 0.2))
+    c._sched:sleep(retry_pause(attempt))
   end
 end
 
@@ -167,7 +143,10 @@ end
 -- Stateless actions
 --------------------------------------------------------------------------------------
 
--- connection params: a value, or a function called before each use (token refresh)
+-- connection params: a value, or a function called before each use (token refresh).
+-- JSON for a header (ascii: non-ASCII escaped as \uXXXX), or for a WebSocket
+-- subprotocol (ascii == false: UTF-8, since it is percent-encoded anyway and \u escapes
+-- would make it a third longer)
 function methods:_params_json(ascii)
   local p = self._params
   if type(p) == "function" then
@@ -229,10 +208,13 @@ local function invoke(self, name, args, deadline)
     if self._key and not reresolved and protocol.is_stale(err) then
       -- the cached id may belong to an actor that is gone: look the key up once more
       reresolved = true
+      log.emit("debug", "actor gone, looking its key up again", { actor = self._name, action = name })
       self._id = false
     elseif protocol.is_lifecycle(err) and attempt < MAX_LIFECYCLE_RETRIES then
       attempt = attempt + 1
-      local pause = math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+      log.emit("debug", "retrying action after a transient error",
+        { actor = self._name, action = name, error = tostring(err.group) .. "." .. tostring(err.code), attempt = attempt })
+      local pause = retry_pause(attempt)
       if now() + pause >= deadline then error(err, 0) end
       c._sched:sleep(pause)
     else

@@ -3,6 +3,7 @@
 -- params and the client's token the way the official client does (§11), never in
 -- anything printed.
 local core = require("rivet.core")
+local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
 local protocol = require("rivet.protocol")
 local log = require("rivet.log")
@@ -12,7 +13,8 @@ local null = core.null
 
 local M = {}
 
-local MAX_LIFECYCLE_RETRIES = 5
+local MAX_LIFECYCLE_RETRIES = dispatch.MAX_LIFECYCLE_RETRIES
+local retry_pause = dispatch.retry_pause
 
 --------------------------------------------------------------------------------------
 -- Shared helpers
@@ -49,6 +51,9 @@ local function redact(client, msg)
   end
   return msg
 end
+
+-- conn.lua redacts its socket failures with it too.
+M.redact = redact
 
 --------------------------------------------------------------------------------------
 -- fetch
@@ -239,7 +244,7 @@ function M.fetch(h, input, init, level)
       log.emit("debug", "fetch: the actor is gone, looking its key up again", { actor = h._name, code = err.code })
     elseif protocol.is_lifecycle(err) and attempt < MAX_LIFECYCLE_RETRIES then
       attempt = attempt + 1
-      local pause = math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+      local pause = retry_pause(attempt)
       if now() + pause >= deadline then error(err, 0) end
       log.emit("debug", "fetch: retrying after a transient gateway error",
         { actor = h._name, error = err.group .. "." .. err.code, attempt = attempt })
@@ -372,9 +377,8 @@ function ws_methods:_on_ws(ev)
   end
 end
 
--- a source of the scheduler while open: keeps blocking waits alive and hears dispose()
-function ws_methods:pump() end
-function ws_methods:next_wakeup() return nil end
+-- a source of the scheduler while open: keeps blocking waits alive; it never sets
+-- _wake (its open timeout is a scheduler timer), so the scheduler never pumps it
 
 function ws_methods:dispose()
   if self.status == "closed" then return end

@@ -22,7 +22,9 @@ Future.__index = Future
 Future.__name = "rivet.Future"
 
 function Future.new(sched)
-  return setmetatable({ _sched = sched, done = false }, Future)
+  -- the nil fields only size the table for what settling and waiting add later, so
+  -- that adding them does not grow (rehash) it
+  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _callbacks = nil }, Future)
 end
 
 local function settle(fut, ok, value)
@@ -37,7 +39,11 @@ local function settle(fut, ok, value)
   local cbs = fut._callbacks
   if cbs then
     fut._callbacks = nil
-    for i = 1, #cbs do cbs[i](fut) end
+    if type(cbs) == "function" then
+      cbs(fut)
+    else
+      for i = 1, #cbs do cbs[i](fut) end
+    end
   end
   return true
 end
@@ -66,9 +72,15 @@ function Future:onSettled(fn)
   if self.done then
     fn(self)
   else
+    -- one callback (the usual case) is kept as is, more in a list
     local cbs = self._callbacks
-    if not cbs then cbs = {}; self._callbacks = cbs end
-    cbs[#cbs + 1] = fn
+    if not cbs then
+      self._callbacks = type(fn) == "function" and fn or { fn }
+    elseif type(cbs) == "function" then
+      self._callbacks = { cbs, fn }
+    else
+      cbs[#cbs + 1] = fn
+    end
   end
 end
 
@@ -129,7 +141,7 @@ function Scheduler.new(loop)
     inflight = {},    -- request id -> future
     out = {},         -- reused result array for loop:poll
     -- connections: weak, so a connection the user dropped can be collected (and closed)
-    sources = setmetatable({}, { __mode = "k" }), -- objects with :pump() and :next_wakeup()
+    sources = setmetatable({}, { __mode = "k" }), -- objects with :pump() and a _wake field
     ws_owners = setmetatable({}, { __mode = "v" }), -- WebSocket id -> object with :_on_ws(ev)
     unhandled = nil,  -- errors of user tasks nobody awaited
   }, Scheduler)
@@ -252,8 +264,9 @@ function Scheduler:request(req)
   return fut
 end
 
---- Registers an object whose :pump() is called on every step and whose :next_wakeup()
---- bounds how long a step may sleep (connections).
+--- Registers an object (a connection) whose field `_wake` (a time, or false/nil) bounds
+--- how long a step may sleep; its :pump() runs in the first step at or after that time.
+--- The object keeps `_wake` current itself (conn.lua after every state machine drain).
 function Scheduler:add_source(src) self.sources[src] = true end
 function Scheduler:remove_source(src) self.sources[src] = nil end
 
@@ -271,12 +284,13 @@ end
 --- (less if a timer is due, none if a task is ready), complete requests, fire timers,
 --- resume the tasks that became ready.
 function Scheduler:step(timeout)
-  self:_run_ready()
+  if self.ready[1] then self:_run_ready() end
   local wait = timeout or 0
-  if #self.ready > 0 then wait = 0 end
-  local at = self:_next_timer()
-  for src in pairs(self.sources) do
-    local w = src:next_wakeup()
+  if self.ready[1] then wait = 0 end
+  local at = self.timers[1] and self:_next_timer()
+  local sources = self.sources
+  for src in pairs(sources) do
+    local w = src._wake
     if w and (not at or w < at) then at = w end
   end
   if at then wait = min(wait, max(0, at - now())) end
@@ -299,16 +313,35 @@ function Scheduler:step(timeout)
       end
     end
   end
-  for src in pairs(self.sources) do src:pump() end
-  self:_fire_timers()
-  self:_run_ready()
-  raise_unhandled(self)
+  -- Only sources whose time has come are pumped (their socket events were handled
+  -- above). They are collected first, without calling anything, because a pump may
+  -- add a source (a callback opens a connection), and a table must not gain keys
+  -- while pairs() walks it. The list is only made when something is due.
+  local due
+  if at then
+    local t = now()
+    for src in pairs(sources) do
+      local w = src._wake
+      if w and w <= t then
+        if due then due[#due + 1] = src else due = { src } end
+      end
+    end
+  end
+  if due then
+    for i = 1, #due do
+      local src = due[i]
+      if sources[src] then src:pump() end
+    end
+  end
+  if self.timers[1] then self:_fire_timers() end
+  if self.ready[1] then self:_run_ready() end
+  if self.unhandled then raise_unhandled(self) end
 end
 
 --- True when something could still wake a waiting task.
 function Scheduler:_alive()
-  return #self.ready > 0 or next(self.inflight) ~= nil or self:_next_timer() ~= nil
-      or next(self.sources) ~= nil
+  return #self.ready > 0 or next(self.inflight) ~= nil or next(self.sources) ~= nil
+      or self:_next_timer() ~= nil
 end
 
 local function timeout_error(what)

@@ -1,0 +1,52 @@
+-- What handles and connections share about actions: any name that is not one of the
+-- object's own methods becomes an action call (client.counter:getOrCreate("k"):increment(1)),
+-- arguments travel as an array with explicit nulls, and transient errors are retried
+-- with one policy (handles and raw fetch).
+local core = require("rivet.core")
+
+local null = core.null
+local array_mt = core.array_mt
+
+local M = {}
+
+--- Makes `methods` the __index of objects with metatable `mt`: a name it lacks (and that
+--- does not start with "_") becomes function(obj, ...) return obj:_call(name, 3, ...) end.
+--- The closure is made once per name and stored in `methods`, so later look-ups are plain
+--- table hits (the hot path of conn:increment(1) runs no metamethod). `what` names the
+--- object in the error for a dot call ("conn", "handle").
+function M.actions(methods, mt, what)
+  setmetatable(methods, {
+    __index = function(_, k)
+      if type(k) ~= "string" or k:sub(1, 1) == "_" then return nil end
+      local f = function(obj, ...)
+        if getmetatable(obj) ~= mt then
+          error("action '" .. k .. "' must be called with a colon: " .. what .. ":" .. k .. "(...)", 2)
+        end
+        return obj:_call(k, 3, ...)
+      end
+      rawset(methods, k, f)
+      return f
+    end,
+  })
+  mt.__index = methods
+end
+
+--- How often an action (or a raw fetch) is tried again after a transient lifecycle error
+--- (protocol.is_lifecycle: the actor was starting, stopping or being rescheduled).
+M.MAX_LIFECYCLE_RETRIES = 5
+
+--- The pause before retry number `attempt` (1, 2, ...): 25 ms, doubling, at most 200 ms.
+function M.retry_pause(attempt)
+  return math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+end
+
+--- Arguments as an array with explicit nulls (Lua cannot hold nil in a table).
+function M.pack_args(...)
+  local args = setmetatable({ ... }, array_mt)
+  for i = 1, select("#", ...) do
+    if args[i] == nil then args[i] = null end
+  end
+  return args
+end
+
+return M
