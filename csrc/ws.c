@@ -21,7 +21,19 @@
 #include "buf.h"
 #include "loop.h"
 
-enum { WS_RESOLVING, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DONE };
+/* RESOLVING: getaddrinfo_a runs; WAITING: resolved, waiting for a connect slot;
+ * CONNECTING: TCP (and TLS) connect; HANDSHAKE: HTTP upgrade sent; OPEN; DONE: final event queued */
+enum { WS_RESOLVING, WS_WAITING, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DONE, WS_NSTATES };
+
+/* At most this many sockets of one client are connecting (TCP, TLS or the upgrade) at a
+ * time; the others wait their turn in order. Each handshake in progress holds a header
+ * table of RV_WS_HEADER_SPACE bytes: opening 1000 connections at once used to hold 1000
+ * of them together (40 MB at the peak, about 10 KiB of resident size per connection
+ * that stayed after they were freed). RFC 6455 §4.1 asks clients for one connecting
+ * socket per server address; this is the same idea, less strict. */
+#ifndef RV_WS_MAX_CONNECTING
+#define RV_WS_MAX_CONNECTING 16
+#endif
 
 #define RV_WS_SERV_BUF (64 * 1024)
 /* libwebsockets keeps the request's header values (path, host, origin, subprotocols) in
@@ -87,7 +99,8 @@ typedef struct rv_wsctx {
   rv_loop *lp;
   int tls; /* the context was made with TLS support */
   double last_service; /* libwebsockets checks its timeouts when serviced: once a second at least */
-  rv_ws *list;
+  rv_ws *list, *tail; /* oldest first */
+  int count[WS_NSTATES]; /* sockets in each state */
   rv_wsev *ev_head, *ev_tail;
   int failed_alloc;
 } rv_wsctx;
@@ -147,6 +160,14 @@ static void map_del(ws_map *m, lua_Integer id) {
   }
 }
 
+static void set_state(rv_ws *w, int s) {
+  w->ctx->count[w->state]--;
+  w->ctx->count[s]++;
+  w->state = s;
+}
+
+static int connecting(const rv_wsctx *c) { return c->count[WS_CONNECTING] + c->count[WS_HANDSHAKE]; }
+
 static void set_nodelay(rv_ws *w, struct lws *wsi, int quickack_only) {
   int fd = lws_get_socket_fd(wsi);
   if (fd < 0) return;
@@ -179,7 +200,7 @@ static void push_event(rv_wsctx *c, rv_ws *w, int kind, const void *data, size_t
 /* The terminal event of a socket: after it the socket is gone for Lua. */
 static void finish(rv_ws *w, int kind, int code, const char *err, const char *msg, size_t len) {
   if (w->state == WS_DONE) return;
-  w->state = WS_DONE;
+  set_state(w, WS_DONE);
   /* libwebsockets may still finish the socket (close handshake, TCP teardown); its
    * later callbacks find nothing once Lua has the final event and w is freed */
   w->wsi = NULL;
@@ -217,6 +238,8 @@ static void ws_free(rv_wsctx *c, rv_ws *w) {
   if (w->prev) w->prev->next = w->next;
   else c->list = w->next;
   if (w->next) w->next->prev = w->prev;
+  else c->tail = w->prev;
+  c->count[w->state]--;
   if (w->gai) {
     /* the resolver thread still uses gai until it is cancelled or done */
     if (gai_cancel(w->gai) == EAI_NOTCANCELED) {
@@ -271,7 +294,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         free(name);
         if (r) return -1;
       }
-      w->state = WS_HANDSHAKE;
+      set_state(w, WS_HANDSHAKE);
       break;
     }
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
@@ -285,7 +308,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
       break;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED: {
-      w->state = WS_OPEN;
+      set_state(w, WS_OPEN);
       set_nodelay(w, wsi, 0);
       push_event(c, w, EV_OPEN, w->selected ? w->selected : "", w->selected ? strlen(w->selected) : 0);
       if (w->q_head || w->want_close) lws_callback_on_writable(wsi);
@@ -478,6 +501,10 @@ static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls
 }
 
 static int start_connect(rv_ws *w) {
+  if (connecting(w->ctx) >= RV_WS_MAX_CONNECTING) {
+    set_state(w, WS_WAITING);
+    return 1;
+  }
   struct lws_client_connect_info ci;
   memset(&ci, 0, sizeof ci);
   ci.context = w->ctx->ctx;
@@ -496,7 +523,7 @@ static int start_connect(rv_ws *w) {
       ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                            LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED;
   }
-  w->state = WS_CONNECTING;
+  set_state(w, WS_CONNECTING);
   if (!lws_client_connect_via_info(&ci)) {
     if (w->state != WS_DONE) finish_str(w, EV_ERROR, 0, "connection_failed", "could not start the connection");
     return 0;
@@ -556,10 +583,12 @@ static int l_ws_open(lua_State *L) {
   w->port = (int)port;
   w->max_message = maxm > 0 ? (size_t)maxm : 64 * 1024 * 1024;
   rv_buf_init(&w->rx);
-  w->next = c->list;
-  if (c->list) c->list->prev = w;
-  c->list = w;
+  w->prev = c->tail;
+  if (c->tail) c->tail->next = w;
+  else c->list = w;
+  c->tail = w;
   w->state = WS_RESOLVING;
+  c->count[WS_RESOLVING]++;
   if (!map_put(&c->map, w->id, w)) {
     ws_free(c, w);
     return luaL_error(L, "out of memory");
@@ -629,12 +658,7 @@ static int l_ws_open(lua_State *L) {
   return 1;
 }
 
-static rv_ws *find(rv_loop *lp, lua_Integer id) {
-  if (!lp->ws) return NULL;
-  for (rv_ws *w = lp->ws->list; w; w = w->next)
-    if (w->id == id) return w;
-  return NULL;
-}
+static rv_ws *find(rv_loop *lp, lua_Integer id) { return lp->ws ? map_get(&lp->ws->map, id) : NULL; }
 
 /* loop:ws_send(id, data, binary) -> true, or false when the socket is gone.
  * Frames queued before the socket opens are sent once it does, in order. */
@@ -693,15 +717,45 @@ static int l_ws_close(lua_State *L) {
   return 1;
 }
 
+/* loop:ws_counts() -> {resolving=, waiting=, connecting=, open=}: how many sockets are in
+ * each state (connecting counts TCP, TLS and the upgrade). For diagnostics and tests. */
+static int l_ws_counts(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  const int *n = lp->ws ? lp->ws->count : NULL;
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, n ? n[WS_RESOLVING] : 0);
+  lua_setfield(L, -2, "resolving");
+  lua_pushinteger(L, n ? n[WS_WAITING] : 0);
+  lua_setfield(L, -2, "waiting");
+  lua_pushinteger(L, n ? n[WS_CONNECTING] + n[WS_HANDSHAKE] : 0);
+  lua_setfield(L, -2, "connecting");
+  lua_pushinteger(L, n ? n[WS_OPEN] : 0);
+  lua_setfield(L, -2, "open");
+  lua_pushinteger(L, RV_WS_MAX_CONNECTING);
+  lua_setfield(L, -2, "max_connecting");
+  return 1;
+}
+
 void rv_ws_methods(lua_State *L) {
-  static const luaL_Reg m[] = {{"ws_open", l_ws_open}, {"ws_send", l_ws_send}, {"ws_close", l_ws_close}, {NULL, NULL}};
+  static const luaL_Reg m[] = {{"ws_open", l_ws_open},
+                               {"ws_send", l_ws_send},
+                               {"ws_close", l_ws_close},
+                               {"ws_counts", l_ws_counts},
+                               {NULL, NULL}};
   luaL_setfuncs(L, m, 0);
 }
 
 int rv_ws_active(rv_loop *lp) { return lp->ws && (lp->ws->list || lp->ws->ev_head); }
 
+/* Starts waiting sockets, oldest first, while connect slots are free. */
+static void start_waiting(rv_wsctx *c) {
+  for (rv_ws *w = c->list; w && c->count[WS_WAITING] && connecting(c) < RV_WS_MAX_CONNECTING; w = w->next)
+    if (w->state == WS_WAITING) start_connect(w);
+}
+
 /* Finishes host name look-ups that are done. */
 static void check_resolving(rv_wsctx *c) {
+  if (!c->count[WS_RESOLVING]) return;
   for (rv_ws *w = c->list; w; w = w->next) {
     if (w->state != WS_RESOLVING || !w->gai) continue;
     int r = gai_error(w->gai);
@@ -736,18 +790,18 @@ void rv_ws_service(rv_loop *lp) {
   rv_wsctx *c = lp->ws;
   if (!c || !c->list) return;
   check_resolving(c);
+  start_waiting(c);
   c->last_service = rv_mono_now();
   lws_service(c->ctx, -1);
+  start_waiting(c); /* slots that the callbacks freed */
 }
 
 void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n) {
   rv_wsctx *c = lp->ws;
   if (!c || !c->list) return;
-  for (rv_ws *w = c->list; w; w = w->next) {
-    if (w->state == WS_RESOLVING || w->state == WS_CONNECTING) {
-      rv_ws_service(lp);
-      return;
-    }
+  if (c->count[WS_RESOLVING] || c->count[WS_CONNECTING]) {
+    rv_ws_service(lp);
+    return;
   }
   /* The poll already told which sockets are ready: hand lws those results
    * (lws_service_fd) instead of lws_service(), which would poll all over again. */
@@ -763,6 +817,7 @@ void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n)
   }
   if (served) c->last_service = rv_mono_now();
   if (lws_service_adjust_timeout(c->ctx, 1, 0) == 0 || rv_mono_now() - c->last_service >= 1.0) rv_ws_service(lp);
+  else start_waiting(c);
 }
 
 int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max_ms) {
@@ -877,7 +932,7 @@ void rv_ws_destroy(rv_loop *lp) {
   if (!c) return;
   /* callbacks during the teardown must not queue events for sockets Lua will never see */
   for (rv_ws *w = c->list; w; w = w->next) {
-    w->state = WS_DONE;
+    set_state(w, WS_DONE);
     w->wsi = NULL;
   }
   lws_context_destroy(c->ctx);

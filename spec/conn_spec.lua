@@ -308,6 +308,36 @@ for _, enc in ipairs(env.encodings) do
       end)
     end)
 
+    describe("many at once", function()
+      it("opens 60 connections at once, at most a few connecting at a time; disposing waiting ones stops them", function()
+        local h = client.counter:getOrCreate(env.key("c-many"))
+        h:resolve()
+        local conns = {}
+        for i = 1, 60 do conns[i] = h:connect() end
+        local counts = client._loop:ws_counts()
+        assert.is_true(counts.waiting > 0, "the burst waits for connect slots")
+        -- the last ten have not started: disposing them ends them without a socket
+        for i = 51, 60 do conns[i]:dispose() end
+        local most = 0
+        wait_for(client, function()
+          local c = client._loop:ws_counts()
+          most = math.max(most, c.connecting)
+          for i = 1, 50 do if conns[i].status ~= "connected" then return false end end
+          return true
+        end, 30, "50 connections")
+        assert.is_true(most <= counts.max_connecting, most .. " connecting at once")
+        local before = h:getCount()
+        for i = 1, 50 do assert.is_number(conns[i]:increment(1)) end
+        assert.are.equal(before + 50, h:getCount())
+        for i = 51, 60 do assert.are.equal("disposed", conns[i].status) end
+        for i = 1, 50 do conns[i]:dispose() end
+        wait_for(client, function()
+          local c = client._loop:ws_counts()
+          return c.open + c.connecting + c.waiting == 0
+        end, 10, "every socket to close")
+      end)
+    end)
+
     describe("deadlines", function()
       it("a call past its handle timeout fails with client.timeout; the late answer is dropped", function()
         local key = env.key("c-dl")

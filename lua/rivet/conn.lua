@@ -71,14 +71,20 @@ end
 -- Lifecycle callbacks are looked up when the loop delivers the notification, not when it
 -- happened: `local conn = h:connect(); conn:onStatusChange(fn)` sees "connecting" too.
 -- Each callback runs in its own task, so one that waits does not hold up the others.
-local function each_cb(self, kind, runner, ...)
-  local cb = self._cb -- false: none yet; then look again when the task runs
-  self._sched:spawn(function(...)
-    local c = cb or self._cb
-    local list = c and c[kind]
-    if not list then return end
+local function deliver(self, cb, kind, runner, ...)
+  local c = cb or self._cb
+  local list = c and c[kind]
+  if not list or #list == 0 then return end
+  self._sched:run_task(function(...)
     for i = 1, #list do runner(self, list[i], ...) end
   end, true, ...)
+end
+
+-- Deferred, not a task of its own: most notifications find no callback, and a task
+-- (a coroutine) per notification was most of what a connect allocated.
+local function each_cb(self, kind, runner, ...)
+  -- false: no callbacks yet; then look again when the loop delivers
+  self._sched:defer(deliver, self, self._cb, kind, runner, ...)
 end
 
 local function run_error_cb(self, fn, err)
@@ -291,41 +297,53 @@ local NETWORK_FAILURES = {
   timeout = true, connection_refused = true, connection_lost = true, dns_failed = true, tls_failed = true,
 }
 
--- One connection attempt: look the actor up if needed, then open the socket. Runs in
--- an internal task because the look-up may wait on HTTP.
+-- Opens the socket of an attempt once the actor id is known (ok) or its look-up failed.
+local function open_socket(self, ok, id, deadline)
+  local sm, client = self._sm, self._client
+  if sm:status() ~= "connecting" then return end
+  local target, err
+  if ok then
+    target, err = ws_target(self, id)
+  else
+    err = id
+  end
+  if not target then
+    sm:closed(nil, tostring(err), now(), true)
+    -- the server answered with a reason (e.g. no such actor): say so; a network-level
+    -- failure is just a failed attempt, like a socket that could not connect
+    if errors.is(err) and not (err.group == "client" and NETWORK_FAILURES[err.code]) then report(self, err) end
+    self:_flush()
+    return
+  end
+  local ws = client._loop:ws_open(target)
+  self._ws = ws
+  self._attempt_deadline = deadline
+  local w = self._wake
+  if not w or deadline < w then self._wake = deadline end
+  client._sched.ws_owners[ws] = self
+end
+
+-- One connection attempt: look the actor up if needed, then open the socket. With the
+-- id known and no params function to call, that happens at once; otherwise in an
+-- internal task, because the look-up (or the params function) may wait.
 function methods:_start_attempt()
   local sm = self._sm
   if sm:status() == "disposed" then return end
   if log_on() then log.emit("debug", "connection attempt", { actor = self._handle._name }) end
   sm:start(now())
   self:_flush()
+  local client, h = self._client, self._handle
+  local params = self._params
+  if params == nil then params = h._params end
+  if h._id and type(params) ~= "function" then
+    return open_socket(self, true, h._id, now() + client._timeout)
+  end
   self._attempting = true
-  local client = self._client
   self._sched:spawn(function()
     local deadline = now() + client._timeout
-    local ok, id = pcall(self._handle._resolve, self._handle, deadline)
+    local ok, id = pcall(h._resolve, h, deadline)
     self._attempting = false
-    if sm:status() ~= "connecting" then return end
-    local target, err
-    if ok then
-      target, err = ws_target(self, id)
-    else
-      err = id
-    end
-    if not target then
-      sm:closed(nil, tostring(err), now(), true)
-      -- the server answered with a reason (e.g. no such actor): say so; a network-level
-      -- failure is just a failed attempt, like a socket that could not connect
-      if errors.is(err) and not (err.group == "client" and NETWORK_FAILURES[err.code]) then report(self, err) end
-      self:_flush()
-      return
-    end
-    local ws = client._loop:ws_open(target)
-    self._ws = ws
-    self._attempt_deadline = deadline
-    local w = self._wake
-    if not w or deadline < w then self._wake = deadline end
-    client._sched.ws_owners[ws] = self
+    open_socket(self, ok, id, deadline)
   end, true)
 end
 

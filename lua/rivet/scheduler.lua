@@ -151,15 +151,36 @@ Scheduler.Future = Future
 
 function Scheduler:future() return Future.new(self) end
 
+local function new_task(self, fn, internal, ...)
+  local fut = Future.new(self)
+  local co = co_create(fn)
+  self.tasks[co] = { co = co, fut = fut, internal = internal, args = table.pack(...), queued = false }
+  if not internal then self.ntasks = self.ntasks + 1 end
+  return co, fut
+end
+
 --- Runs fn(...) in a new task; returns a future of its return value.
 --- internal tasks (the library's own) do not keep run() going.
 function Scheduler:spawn(fn, internal, ...)
-  local fut = Future.new(self)
-  local co = co_create(fn)
-  local task = { co = co, fut = fut, internal = internal, args = table.pack(...), queued = false }
-  self.tasks[co] = task
-  if not internal then self.ntasks = self.ntasks + 1 end
+  local co, fut = new_task(self, fn, internal, ...)
   self:_wake(co)
+  return fut
+end
+
+--- Calls fn(...) from the loop, in order with the tasks that are ready, without a
+--- coroutine of its own: for notifications that usually find nothing to do, and that
+--- start a task (run_task) only when they do.
+function Scheduler:defer(fn, ...)
+  local rec = table.pack(...)
+  rec.fn = fn
+  local r = self.ready
+  r[#r + 1] = rec
+end
+
+--- Starts fn(...) in a new task at once (from a deferred call: keeps its place in line).
+function Scheduler:run_task(fn, internal, ...)
+  local co, fut = new_task(self, fn, internal, ...)
+  self:_resume(co)
   return fut
 end
 
@@ -223,7 +244,14 @@ function Scheduler:_run_ready()
   local n = #r
   if n == 0 then return end
   self.ready = {}
-  for i = 1, n do self:_resume(r[i]) end
+  for i = 1, n do
+    local x = r[i]
+    if type(x) == "thread" then
+      self:_resume(x)
+    else
+      x.fn(table.unpack(x, 1, x.n)) -- a deferred call (defer)
+    end
+  end
 end
 
 --- Schedules fn() at monotonic time `at`; returns the timer (pass it to cancel_timer).
