@@ -32,17 +32,18 @@ static void put_data(lua_State *L, rv_buf *b, const char *s, size_t len) {
 }
 
 /* data(CBOR of the args array): encoded into job->tmp first, since BARE needs the length. */
-static void put_args(lua_State *L, rv_job *job, int idx, int tagged) {
+static void put_args(lua_State *L, rv_job *job, int idx, lua_Integer n, int stack, int tagged) {
   rv_enc e;
   job->tmp.len = 0;
   rv_enc_init(&e, L, &rv_cbor_sink, &job->tmp, &job->scratch, tagged, "args");
-  rv_enc_args(&e, idx);
+  if (stack) rv_enc_args_stack(&e, idx, (int)n);
+  else rv_enc_args(&e, idx, n);
   put_data(L, &job->out, job->tmp.data, job->tmp.len);
 }
 
 void rv_bare_encode_http_action_request(lua_State *L, rv_job *job, int tagged) {
   put_version(L, &job->out);
-  put_args(L, job, 2, tagged);
+  put_args(L, job, 2, -1, 0, tagged);
 }
 
 void rv_bare_encode_to_server(lua_State *L, rv_job *job, const rv_to_server *m, int tagged) {
@@ -52,7 +53,7 @@ void rv_bare_encode_to_server(lua_State *L, rv_job *job, const rv_to_server *m, 
   if (m->kind == 0) {
     put_uint(L, b, (uint64_t)m->id);
     put_data(L, b, m->name, m->name_len);
-    put_args(L, job, m->args_idx, tagged);
+    put_args(L, job, m->args_idx, m->args_n, m->args_stack, tagged);
   } else {
     put_data(L, b, m->name, m->name_len);
     rv_put(L, b, m->subscribe ? "\1" : "\0", 1);
@@ -183,6 +184,33 @@ void rv_bare_decode_http_error(lua_State *L, const char *p, size_t len, int tagg
   finish(&d);
   lua_pushinteger(L, (lua_Integer)d.version);
   lua_setfield(L, -2, "version");
+}
+
+/* A varint as read_uint reads it, without raising: 0 on truncation or overflow. */
+static int peek_uint(const unsigned char *p, size_t len, size_t *pos, uint64_t *v) {
+  *v = 0;
+  for (unsigned i = 0; i < 10 && *pos < len; i++) {
+    unsigned b = p[(*pos)++];
+    if (i == 9 && b > 1) return 0;
+    *v |= (uint64_t)(b & 0x7f) << (7 * i);
+    if (!(b & 0x80)) return 1;
+  }
+  return 0;
+}
+
+int rv_bare_action_response(const char *s, size_t len, lua_Integer *id, const char **out, size_t *outlen) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (len < 3) return 0;
+  unsigned version = p[0] | ((unsigned)p[1] << 8);
+  if (version < 1 || version > MAX_VERSION || p[2] != 2) return 0;
+  size_t pos = 3;
+  uint64_t v, n;
+  if (!peek_uint(p, len, &pos, &v) || v > (uint64_t)LUA_MAXINTEGER) return 0;
+  if (!peek_uint(p, len, &pos, &n) || n != len - pos) return 0;
+  *id = (lua_Integer)v;
+  *out = s + pos;
+  *outlen = (size_t)n;
+  return 1;
 }
 
 void rv_bare_decode_to_client(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch) {

@@ -239,13 +239,15 @@ static void enc_enter(rv_enc *e) {
   e->depth++;
 }
 
-static void enc_array(rv_enc *e, int idx, size_t n) {
+/* The items of the table at idx, or with stack set, the stack slots idx .. idx + n - 1. */
+static void enc_items(rv_enc *e, int idx, size_t n, int stack) {
   lua_State *L = e->L;
   const rv_sink *k = e->sink;
   k->array_begin(e, n);
   for (size_t i = 0; i < n; i++) {
     k->item(e, i);
-    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    if (stack) lua_pushvalue(L, idx + (int)i);
+    else lua_rawgeti(L, idx, (lua_Integer)i + 1);
     e->path[e->depth - 1] = (rv_path_elem){NULL, 0, (lua_Integer)i + 1};
     if (i == 0 && n == 2 && e->tagged && lua_type(L, -1) == LUA_TSTRING) {
       /* A user array that looks like a compat tag gets one more '$' so the server
@@ -266,6 +268,8 @@ static void enc_array(rv_enc *e, int idx, size_t n) {
   }
   k->array_end(e);
 }
+
+static void enc_array(rv_enc *e, int idx, size_t n) { enc_items(e, idx, n, 0); }
 
 static void enc_map(rv_enc *e, int idx, size_t n) {
   lua_State *L = e->L;
@@ -399,7 +403,7 @@ void rv_enc_value(rv_enc *e, int idx) {
   enc_type_error(e, "a value", idx);
 }
 
-void rv_enc_args(rv_enc *e, int idx) {
+void rv_enc_args(rv_enc *e, int idx, lua_Integer n) {
   lua_State *L = e->L;
   if (lua_isnoneornil(L, idx)) {
     e->sink->array_begin(e, 0);
@@ -408,7 +412,13 @@ void rv_enc_args(rv_enc *e, int idx) {
   }
   if (!lua_istable(L, idx)) enc_type_error(e, "args", idx);
   enc_enter(e);
-  enc_array(e, idx, (size_t)lua_rawlen(L, idx));
+  enc_array(e, idx, n >= 0 ? (size_t)n : (size_t)lua_rawlen(L, idx));
+  e->depth--;
+}
+
+void rv_enc_args_stack(rv_enc *e, int first, int n) {
+  enc_enter(e);
+  enc_items(e, first, (size_t)n, 1);
   e->depth--;
 }
 
@@ -622,7 +632,7 @@ static int body_encode_http_action_request(lua_State *L, rv_job *job) {
     rv_enc_init(&e, L, sink_of(enc), &job->out, &job->scratch, tagged, "args");
     e.sink->map_begin(&e, 1);
     key(&e, "args", 0);
-    rv_enc_args(&e, 2);
+    rv_enc_args(&e, 2, -1);
     e.sink->map_end(&e);
   }
   push_buf(L, &job->out);
@@ -760,6 +770,8 @@ static void check_to_server(lua_State *L, int idx, rv_to_server *m) {
     m->id = lua_tointeger(L, -1);
     lua_getfield(L, idx, "args");
     m->args_idx = lua_gettop(L);
+    m->args_n = -1;
+    m->args_stack = 0;
     if (!lua_isnil(L, -1) && !lua_istable(L, -1)) luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
   } else if (is(tag, tlen, "SubscriptionRequest")) {
     m->kind = 1;
@@ -799,7 +811,8 @@ static void encode_to_server(lua_State *L, rv_job *job, int enc, int tagged, con
       key(&e, "name", 1);
       k->text(&e, m.name, m.name_len);
       key(&e, "args", 2);
-      rv_enc_args(&e, m.args_idx);
+      if (m.args_stack) rv_enc_args_stack(&e, m.args_idx, (int)m.args_n);
+      else rv_enc_args(&e, m.args_idx, m.args_n);
     } else {
       k->map_begin(&e, 2);
       key(&e, "eventName", 0);
@@ -830,6 +843,8 @@ static int body_encode_action(lua_State *L, rv_job *job) {
   m.id = lua_tointeger(L, 3);
   m.name = lua_tolstring(L, 4, &m.name_len);
   m.args_idx = 5;
+  m.args_n = lua_isinteger(L, 6) ? lua_tointeger(L, 6) : -1;
+  m.args_stack = 0;
   if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
   if (!lua_isnil(L, 5) && !lua_istable(L, 5)) luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
   encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
@@ -837,13 +852,32 @@ static int body_encode_action(lua_State *L, rv_job *job) {
   return 1;
 }
 
-/* rv_encode_action(enc, tagged, id, name, args) -> frame: an ActionRequest from its parts,
- * for conn.c's calls (no message table to build and read back). enc is the index into
- * enc_names (conn.c uses the same order). Raises like encode_to_server. */
+/* rv_encode_action(enc, tagged, id, name, args [, n]) -> frame: an ActionRequest from its
+ * parts, for conn.c's calls (no message table to build and read back); n counts the args
+ * (nil ones too) when given. enc is the index into enc_names (conn.c uses the same
+ * order). Raises like encode_to_server. */
 int rv_encode_action(lua_State *L) {
-  lua_settop(L, 5);
+  lua_settop(L, 6);
   return rv_protect(L, body_encode_action, 1);
 }
+
+static int body_encode_action_v(lua_State *L, rv_job *job) {
+  int enc = (int)lua_tointeger(L, 1);
+  rv_to_server m;
+  m.kind = 0;
+  m.subscribe = 0;
+  m.id = lua_tointeger(L, 3);
+  m.name = lua_tolstring(L, 4, &m.name_len);
+  m.args_idx = 5;
+  m.args_n = lua_gettop(L) - 4;
+  m.args_stack = 1;
+  if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
+  encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
+  push_buf(L, &job->out);
+  return 1;
+}
+
+int rv_encode_action_v(lua_State *L) { return rv_protect(L, body_encode_action_v, 1); }
 
 /* core.encode_to_server(enc, msg, tagged) -> frame */
 static int l_encode_to_server(lua_State *L) {

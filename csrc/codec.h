@@ -88,7 +88,11 @@ void rv_enc_init(rv_enc *e, lua_State *L, const rv_sink *sink, rv_buf *out, rv_b
 /* Encodes the value at stack index idx. */
 void rv_enc_value(rv_enc *e, int idx);
 /* Encodes the table at idx (or nil) as an array whatever its shape: action arguments. */
-void rv_enc_args(rv_enc *e, int idx);
+/* The args array at idx (nil: none) with n items (n < 0: its length); nil items are
+ * encoded as null. */
+void rv_enc_args(rv_enc *e, int idx, lua_Integer n);
+/* The n values at stack slots first .. first + n - 1 as an args array. */
+void rv_enc_args_stack(rv_enc *e, int first, int n);
 
 /* Writes bytes as the compat array ["$Uint8Array","<base64>"] through the sink. */
 void rv_enc_tagged_bytes(rv_enc *e, const char *s, size_t len);
@@ -127,6 +131,8 @@ typedef struct {
   const char *name; /* action name or event name */
   size_t name_len;
   int args_idx; /* stack index of the args table or nil */
+  lua_Integer args_n; /* how many args (nil ones included); < 0: the table's length */
+  int args_stack;     /* the args are stack slots args_idx .. args_idx + args_n - 1 */
   int subscribe;
 } rv_to_server;
 
@@ -137,5 +143,10 @@ void rv_bare_decode_http_action_response(lua_State *L, const char *p, size_t len
 void rv_bare_decode_http_error(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
 void rv_bare_encode_to_server(lua_State *L, rv_job *job, const rv_to_server *m, int tagged);
 void rv_bare_decode_to_client(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
+/* 1 when p is a well-formed BARE ToClient ActionResponse (a version this client reads,
+ * tag 2, id, output, nothing after): sets *id and the output's CBOR bytes. Looks at the
+ * bytes only (no Lua, never raises); anything else (other tags, bad bytes) returns 0
+ * and goes through rv_bare_decode_to_client. */
+int rv_bare_action_response(const char *p, size_t len, lua_Integer *id, const char **out, size_t *outlen);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "core.h"
 
 enum { ST_IDLE, ST_CONNECTING, ST_CONNECTED, ST_DISCONNECTED, ST_DISPOSED };
@@ -270,55 +271,53 @@ static int push_uv(lua_State *L) {
   return lua_gettop(L);
 }
 
-/* Appends the table on top of the stack to the outbox (pops it). */
-static void out_push(lua_State *L, rv_conn *c, int uv) {
-  lua_rawgeti(L, uv, UV_OUT);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, ++c->out_n);
-  lua_pop(L, 1);
-}
+/* The outbox is a flat array, ITEM_SLOTS slots per item: the kind (an IT_ number, the
+ * index into item_names) and up to four values, so that queueing and draining an item
+ * makes no table (one table per item used to be a good part of an action's cost):
+ *   status  status name           send   frame, binary        close  code, reason
+ *   error   err                   result fut|false, ok, value|err, id
+ *   event   name, args            open   actorId, connectionId */
+enum { IT_STATUS = 1, IT_SEND, IT_CLOSE, IT_ERROR, IT_RESULT, IT_EVENT, IT_OPEN };
+static const char *const item_names[] = {"status", "send", "close", "error", "result", "event", "open", NULL};
+#define ITEM_SLOTS 5
 
-static void new_item(lua_State *L, const char *kind, int nrec) {
-  lua_createtable(L, 0, nrec);
-  lua_pushstring(L, kind);
-  lua_setfield(L, -2, "kind");
+/* Appends an item of `kind` whose values are the top `nvals` stack slots (pops them). */
+static void out_item(lua_State *L, rv_conn *c, int uv, int kind, int nvals) {
+  lua_rawgeti(L, uv, UV_OUT);
+  lua_Integer base = c->out_n * ITEM_SLOTS;
+  lua_pushinteger(L, kind);
+  lua_rawseti(L, -2, base + 1);
+  for (int i = 0; i < nvals; i++) {
+    lua_pushvalue(L, -(nvals + 1) + i);
+    lua_rawseti(L, -2, base + 2 + i);
+  }
+  lua_pop(L, nvals + 1);
+  c->out_n++;
 }
 
 static void set_status(lua_State *L, rv_conn *c, int uv, int st) {
   if (c->status == st) return;
   c->status = st;
-  new_item(L, "status", 2);
   lua_pushstring(L, status_names[st]);
-  lua_setfield(L, -2, "status");
-  out_push(L, c, uv);
+  out_item(L, c, uv, IT_STATUS, 1);
 }
 
-/* Queues {kind="send"} with the frame on top of the stack (pops it). */
+/* Queues a send of the frame on top of the stack (pops it). */
 static void out_send(lua_State *L, rv_conn *c, int uv) {
-  new_item(L, "send", 3);
-  lua_insert(L, -2);
-  lua_setfield(L, -2, "data");
   lua_pushboolean(L, c->enc != ENC_JSON);
-  lua_setfield(L, -2, "binary");
-  out_push(L, c, uv);
+  out_item(L, c, uv, IT_SEND, 2);
 }
 
 static void out_close(lua_State *L, rv_conn *c, int uv, int code, const char *reason) {
-  new_item(L, "close", 3);
   lua_pushinteger(L, code);
-  lua_setfield(L, -2, "code");
   lua_pushstring(L, reason);
-  lua_setfield(L, -2, "reason");
-  out_push(L, c, uv);
+  out_item(L, c, uv, IT_CLOSE, 2);
 }
 
-/* Queues {kind="error", err=<the error at idx>}. */
+/* Queues an error item for the error at idx. */
 static void out_error(lua_State *L, rv_conn *c, int uv, int idx) {
-  idx = lua_absindex(L, idx);
-  new_item(L, "error", 2);
   lua_pushvalue(L, idx);
-  lua_setfield(L, -2, "err");
-  out_push(L, c, uv);
+  out_item(L, c, uv, IT_ERROR, 1);
 }
 
 /* Pushes a new error table (with opts.error_mt when given) and returns its index. */
@@ -365,7 +364,20 @@ static void push_sub_frame(lua_State *L, rv_conn *c, int idx, int subscribe) {
   encode_top(L, c);
 }
 
-/* Completes a call: queues {kind="result"} and forgets the call. ok: the value at vidx;
+/* Pushes the value given to sm:call with call k (false: none) and releases its reference. */
+static void push_fut(lua_State *L, int uv, rv_call *k) {
+  if (k->ref == LUA_NOREF) {
+    lua_pushboolean(L, 0);
+    return;
+  }
+  lua_rawgeti(L, uv, UV_REFS);
+  lua_rawgeti(L, -1, k->ref);
+  luaL_unref(L, -2, k->ref);
+  k->ref = LUA_NOREF;
+  lua_remove(L, -2);
+}
+
+/* Completes a call: queues a result item and forgets the call. ok: the value at vidx;
  * else the error at vidx. */
 static void complete(lua_State *L, rv_conn *c, int uv, rv_call *k, int ok, int vidx) {
   vidx = lua_absindex(L, vidx);
@@ -375,21 +387,11 @@ static void complete(lua_State *L, rv_conn *c, int uv, rv_call *k, int ok, int v
     lua_rawseti(L, -2, k->id);
     lua_pop(L, 1);
   }
-  new_item(L, "result", 5);
-  lua_pushinteger(L, k->id);
-  lua_setfield(L, -2, "id");
+  push_fut(L, uv, k);
   lua_pushboolean(L, ok);
-  lua_setfield(L, -2, "ok");
   lua_pushvalue(L, vidx);
-  lua_setfield(L, -2, ok ? "value" : "err");
-  if (k->ref != LUA_NOREF) {
-    lua_rawgeti(L, uv, UV_REFS);
-    lua_rawgeti(L, -1, k->ref);
-    lua_setfield(L, -3, "fut");
-    luaL_unref(L, -1, k->ref);
-    lua_pop(L, 1);
-  }
-  out_push(L, c, uv);
+  lua_pushinteger(L, k->id);
+  out_item(L, c, uv, IT_RESULT, 4);
   call_free(c, k);
 }
 
@@ -533,46 +535,27 @@ static int l_start(lua_State *L) {
   return 1;
 }
 
-/* sm:call(name, args, deadline?, fut?) -> id
+/* sm:call(name, args, deadline?, fut?, n?, direct?) -> id [, frame]
  * fut (any value, e.g. the caller's future) comes back as the result item's `fut`: the
  * caller needs no id -> future table of its own (a hash that, with ids always new and
- * a steady number in flight, would be rebuilt on almost every insert). */
-static int l_call(lua_State *L) {
-  rv_conn *c = check_sm(L);
-  size_t nlen;
-  const char *name = luaL_checklstring(L, 2, &nlen);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  double deadline = lua_isnoneornil(L, 4) ? HUGE_VAL : luaL_checknumber(L, 4);
-  if (deadline != deadline) luaL_argerror(L, 4, "deadline is NaN");
-  lua_settop(L, 5);
-  int uv = push_uv(L);
-  lua_Integer id = c->next_id;
-
-  /* Encode first: bad user values raise here, before anything changes. */
-  lua_pushcfunction(L, rv_encode_action);
-  lua_pushinteger(L, c->enc);
-  lua_pushboolean(L, c->tagged);
-  lua_pushinteger(L, id);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 3);
-  lua_call(L, 5, 1);
-  int frame = lua_gettop(L);
-
+ * a steady number in flight, would be rebuilt on almost every insert). n: how many args
+ * (nil ones are sent as null); default: #args. direct: a frame to be sent at once is
+ * returned instead of queued as a send item (the caller sends it and needs no drain). */
+/* Registers call `id` (its frame at `frame`, the caller's value at futi) and sends,
+ * queues or fails it: the common part of sm:call and sm:callv, after encoding. */
+static int register_call(lua_State *L, rv_conn *c, int uv, lua_Integer id, const char *name, size_t nlen,
+                         double deadline, int futi, int frame, int direct) {
   if (c->status == ST_DISPOSED) {
     c->next_id++;
     int e = new_error(L, uv, "client", "disposed");
     lua_pushliteral(L, "Connection disposed");
     set_message(L, e);
-    new_item(L, "result", 5);
-    lua_pushinteger(L, id);
-    lua_setfield(L, -2, "id");
+    if (lua_isnil(L, futi)) lua_pushboolean(L, 0);
+    else lua_pushvalue(L, futi);
     lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "ok");
     lua_pushvalue(L, e);
-    lua_setfield(L, -2, "err");
-    lua_pushvalue(L, 5);
-    lua_setfield(L, -2, "fut");
-    out_push(L, c, uv);
+    lua_pushinteger(L, id);
+    out_item(L, c, uv, IT_RESULT, 4);
     lua_pushinteger(L, id);
     return 1;
   }
@@ -580,14 +563,14 @@ static int l_call(lua_State *L) {
   int timed = deadline != HUGE_VAL;
   /* the reference first: it may raise (memory), and nothing is allocated yet */
   int ref = LUA_NOREF;
-  if (!lua_isnil(L, 5)) {
+  if (!lua_isnil(L, futi)) {
     if (lua_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
       lua_pop(L, 1);
       lua_newtable(L);
       lua_pushvalue(L, -1);
       lua_rawseti(L, uv, UV_REFS);
     }
-    lua_pushvalue(L, 5);
+    lua_pushvalue(L, futi);
     ref = luaL_ref(L, -2);
     lua_pop(L, 1);
   }
@@ -614,6 +597,11 @@ static int l_call(lua_State *L) {
   if (c->status == ST_CONNECTED && !c->closing) {
     k->state = CALL_INFLIGHT;
     list_push(&c->inflight, k);
+    if (direct) {
+      lua_pushinteger(L, id);
+      lua_pushvalue(L, frame);
+      return 2;
+    }
     lua_pushvalue(L, frame);
     out_send(L, c, uv);
   } else {
@@ -625,6 +613,60 @@ static int l_call(lua_State *L) {
   }
   lua_pushinteger(L, id);
   return 1;
+}
+
+
+static int l_call(lua_State *L) {
+  rv_conn *c = check_sm(L);
+  size_t nlen;
+  const char *name = luaL_checklstring(L, 2, &nlen);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  double deadline = lua_isnoneornil(L, 4) ? HUGE_VAL : luaL_checknumber(L, 4);
+  if (deadline != deadline) luaL_argerror(L, 4, "deadline is NaN");
+  lua_Integer nargs = luaL_optinteger(L, 6, -1);
+  if (nargs < -1 || (nargs >= 0 && lua_isnoneornil(L, 3))) luaL_argerror(L, 6, "bad argument count");
+  int direct = lua_toboolean(L, 7);
+  lua_settop(L, 5);
+  int uv = push_uv(L);
+  lua_Integer id = c->next_id;
+
+  /* Encode first: bad user values raise here, before anything changes. */
+  lua_pushcfunction(L, rv_encode_action);
+  lua_pushinteger(L, c->enc);
+  lua_pushboolean(L, c->tagged);
+  lua_pushinteger(L, id);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushinteger(L, nargs);
+  lua_call(L, 6, 1);
+  return register_call(L, c, uv, id, name, nlen, deadline, 5, lua_gettop(L), direct);
+}
+
+/* sm:callv(name, deadline|nil, fut|nil, ...) -> id [, frame]: sm:call in direct mode with
+ * the args themselves (all of them, nils as null) instead of a table of them. */
+static int l_callv(lua_State *L) {
+  rv_conn *c = check_sm(L);
+  size_t nlen;
+  const char *name = luaL_checklstring(L, 2, &nlen);
+  double deadline = lua_isnoneornil(L, 3) ? HUGE_VAL : luaL_checknumber(L, 3);
+  if (deadline != deadline) luaL_argerror(L, 3, "deadline is NaN");
+  int nargs = lua_gettop(L) - 4;
+  if (nargs < 0) {
+    lua_settop(L, 4);
+    nargs = 0;
+  }
+  luaL_checkstack(L, nargs + 8, "too many arguments");
+  int uv = push_uv(L);
+  lua_Integer id = c->next_id;
+
+  lua_pushcfunction(L, rv_encode_action_v);
+  lua_pushinteger(L, c->enc);
+  lua_pushboolean(L, c->tagged);
+  lua_pushinteger(L, id);
+  lua_pushvalue(L, 2);
+  for (int i = 0; i < nargs; i++) lua_pushvalue(L, 5 + i);
+  lua_call(L, 4 + nargs, 1);
+  return register_call(L, c, uv, id, name, nlen, deadline, 4, lua_gettop(L), 1);
 }
 
 /* sm:subscribe(name) -> true if it was not subscribed yet */
@@ -682,12 +724,9 @@ static void on_init(lua_State *L, rv_conn *c, int uv, int msg, double now) {
   c->attempt = 0;
   c->has_next = 0;
   set_status(L, c, uv, ST_CONNECTED);
-  new_item(L, "open", 3);
   lua_getfield(L, msg, "actorId");
-  lua_setfield(L, -2, "actorId");
   lua_getfield(L, msg, "connectionId");
-  lua_setfield(L, -2, "connectionId");
-  out_push(L, c, uv);
+  out_item(L, c, uv, IT_OPEN, 2);
   if (!first) return; /* a repeated Init on the same transport: nothing to replay */
 
   /* Subscriptions first, so events of the queued calls are delivered. */
@@ -717,15 +756,87 @@ static void on_init(lua_State *L, rv_conn *c, int uv, int msg, double now) {
   lua_pop(L, 1);
 }
 
-/* sm:feed(frame, now): one complete WebSocket message from the server. */
+/* sm:feed(frame, now [, direct]) [-> fut, output]: one complete WebSocket message from
+ * the server. direct: an ActionResponse that is all there is to report comes back as
+ * (the call's fut, its output) instead of a result item (see respond). */
+/* Bad bytes from the server (the decoder's complaint at errv): the connection fails with
+ * client.malformed_message and closes with 1002. */
+static void malformed(lua_State *L, rv_conn *c, int uv, int errv) {
+  int e = new_error(L, uv, "client", "malformed_message");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "Malformed message from the server: ");
+  luaL_tolstring(L, errv, NULL);
+  luaL_addvalue(&b);
+  luaL_pushresult(&b);
+  set_message(L, e);
+  connection_error(L, c, uv, e);
+  out_close(L, c, uv, 1002, "malformed message");
+}
+
+typedef struct {
+  const char *s;
+  size_t len;
+  int tagged;
+  rv_buf *scratch;
+} output_job;
+
+static int decode_output(lua_State *L) {
+  output_job *j = lua_touserdata(L, 1);
+  rv_cbor_decode(L, j->s, j->len, j->tagged, j->scratch);
+  return 1;
+}
+
+/* An ActionResponse for call id, its output on top of the stack. A direct feed with
+ * nothing else in the outbox returns (fut, output) instead of queueing the result: the
+ * caller settles it and needs no drain. Returns l_feed's result count. */
+static int respond(lua_State *L, rv_conn *c, int uv, lua_Integer id, int direct) {
+  rv_call *k = hash_find(c, id);
+  if (!k || k->state != CALL_INFLIGHT) return 0; /* late (timed out) or unknown: dropped */
+  if (direct && c->out_n == 0) {
+    int v = lua_gettop(L);
+    push_fut(L, uv, k);
+    lua_pushvalue(L, v);
+    call_free(c, k);
+    return 2;
+  }
+  complete(L, c, uv, k, 1, -1);
+  return 0;
+}
+
+/* The common frame in BARE, an ActionResponse, straight to its call: no message table. */
+static int feed_bare_response(lua_State *L, rv_conn *c, int uv, lua_Integer id, const char *out, size_t outlen,
+                              int direct) {
+  rv_buf scratch;
+  rv_buf_init(&scratch);
+  output_job j = {out, outlen, c->tagged, &scratch};
+  lua_pushcfunction(L, decode_output);
+  lua_pushlightuserdata(L, &j);
+  int rc = lua_pcall(L, 1, 1, 0);
+  rv_buf_free(&scratch);
+  if (rc != LUA_OK) {
+    malformed(L, c, uv, -1);
+    return 0;
+  }
+  return respond(L, c, uv, id, direct);
+}
+
 static int l_feed(lua_State *L) {
   rv_conn *c = check_sm(L);
-  luaL_checkstring(L, 2);
+  size_t flen;
+  const char *frame = luaL_checklstring(L, 2, &flen);
   double now = luaL_checknumber(L, 3);
+  int direct = lua_toboolean(L, 4);
   lua_settop(L, 3);
   int uv = push_uv(L);
   if ((c->status != ST_CONNECTING && c->status != ST_CONNECTED) || c->closing) return 0;
   expire(L, c, uv, now);
+
+  lua_Integer rid;
+  const char *out;
+  size_t outlen;
+  if (c->enc == ENC_BARE && c->status == ST_CONNECTED && rv_bare_action_response(frame, flen, &rid, &out, &outlen))
+    return feed_bare_response(L, c, uv, rid, out, outlen, direct);
 
   lua_pushvalue(L, UP_DECODE);
   lua_pushstring(L, enc_names[c->enc]);
@@ -734,17 +845,7 @@ static int l_feed(lua_State *L) {
   int rc = lua_pcall(L, 3, 2, 0);
   int msg = uv + 1;
   if (rc != LUA_OK || !lua_istable(L, msg)) {
-    int errv = rc != LUA_OK ? msg : msg + 1;
-    int e = new_error(L, uv, "client", "malformed_message");
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "Malformed message from the server: ");
-    luaL_tolstring(L, errv, NULL);
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);
-    set_message(L, e);
-    connection_error(L, c, uv, e);
-    out_close(L, c, uv, 1002, "malformed message");
+    malformed(L, c, uv, rc != LUA_OK ? msg : msg + 1);
     return 0;
   }
   lua_settop(L, msg);
@@ -755,10 +856,10 @@ static int l_feed(lua_State *L) {
     on_init(L, c, uv, msg, now);
   } else if (strcmp(tag, "ActionResponse") == 0) {
     lua_getfield(L, msg, "id");
-    rv_call *k = lua_isinteger(L, -1) ? hash_find(c, lua_tointeger(L, -1)) : NULL;
-    if (k && k->state == CALL_INFLIGHT) { /* else: late (timed out) or unknown: dropped */
+    if (lua_isinteger(L, -1)) {
+      lua_Integer id = lua_tointeger(L, -1);
       lua_getfield(L, msg, "output");
-      complete(L, c, uv, k, 1, -1);
+      return respond(L, c, uv, id, direct);
     }
   } else if (strcmp(tag, "Error") == 0) {
     /* Presence of actionId decides, not its value: id 0 is a per-action error. */
@@ -769,12 +870,9 @@ static int l_feed(lua_State *L) {
       if (k && k->state == CALL_INFLIGHT) complete(L, c, uv, k, 0, error_from_msg(L, uv, msg));
     }
   } else if (strcmp(tag, "Event") == 0) {
-    new_item(L, "event", 3);
     lua_getfield(L, msg, "name");
-    lua_setfield(L, -2, "name");
     lua_getfield(L, msg, "args");
-    lua_setfield(L, -2, "args");
-    out_push(L, c, uv);
+    out_item(L, c, uv, IT_EVENT, 2);
   }
   return 0;
 }
@@ -891,49 +989,29 @@ static int l_next_wakeup(lua_State *L) {
   return 1;
 }
 
-/* sm:drain(out?) -> n (, out when none was given): moves the outbox to out[1..n].
- * With out given: n, next_wakeup() -- a connection drains after every change, so this
- * is where it learns when it next needs a tick, without another call. */
+/* sm:drain([empty]) -> n, next_wakeup, items: hands over the outbox, whose n items fill
+ * items[1 .. n * 5] (five slots per item, see item_names; core.conn_items names the
+ * kinds), and takes `empty` (an empty table; a new one when not given) as the next
+ * outbox, so no slot is copied. With nothing queued it returns 0, next_wakeup and keeps
+ * `empty` out of it. The caller clears the slots as it reads them and can hand the
+ * table back at the next drain. next_wakeup: a connection drains after every change,
+ * so this is where it learns when it next needs a tick, without another call. */
 static int l_drain(lua_State *L) {
   rv_conn *c = check_sm(L);
-  int given = !lua_isnoneornil(L, 2);
-  if (given) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   lua_Integer n = c->out_n;
-  if (given && n == 0) {
-    lua_pushinteger(L, 0);
-    push_wakeup(L, c);
-    return 2;
-  }
-  int uv = push_uv(L);
-  if (!given) {
-    lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);
-    lua_replace(L, 2);
-  }
-  /* a small outbox is kept and emptied (no new table per drain); after a burst a new
-   * one replaces it, so a connection does not keep a large array for ever */
-  int keep = n <= 64;
-  lua_rawgeti(L, uv, UV_OUT);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    lua_seti(L, 2, i);
-    if (keep) {
-      lua_pushnil(L);
-      lua_rawseti(L, -2, i);
-    }
-  }
-  if (!keep) {
-    lua_createtable(L, 8, 0);
-    lua_rawseti(L, uv, UV_OUT);
-  }
-  c->out_n = 0;
   lua_pushinteger(L, n);
-  if (given) {
-    push_wakeup(L, c);
-    return 2;
-  }
-  lua_pushvalue(L, 2);
-  return 2;
+  push_wakeup(L, c);
+  if (n == 0) return 2;
+  int uv = push_uv(L);
+  lua_rawgeti(L, uv, UV_OUT); /* the items */
+  if (lua_isnil(L, 2)) lua_createtable(L, 8, 0);
+  else lua_pushvalue(L, 2);
+  lua_rawseti(L, uv, UV_OUT);
+  lua_remove(L, uv);
+  c->out_n = 0;
+  return 3;
 }
 
 static int l_status(lua_State *L) {
@@ -1059,6 +1137,7 @@ void rv_conn_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"start", l_start},
       {"call", l_call},
+      {"callv", l_callv},
       {"subscribe", l_subscribe},
       {"unsubscribe", l_unsubscribe},
       {"feed", l_feed},
@@ -1096,6 +1175,12 @@ void rv_conn_open(lua_State *L) {
   lua_setfield(L, mt, "__name");
   lua_pushliteral(L, "rivet.conn_sm");
   lua_setfield(L, mt, "__metatable"); /* getmetatable() from Lua cannot reach the methods' mt */
+  lua_createtable(L, IT_OPEN, 0);
+  for (int i = 0; item_names[i]; i++) {
+    lua_pushstring(L, item_names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, mod, "conn_items");
   lua_pushvalue(L, mod);
   PUSH_UPVALUES();
   luaL_setfuncs(L, ctor, 3);

@@ -335,51 +335,54 @@ static void perform(rv_loop *lp) {
   if (lp->reqs && lp->quickack) rearm_quickack(lp);
 }
 
-/* loop:poll(timeout, out) -> n
+/* loop:poll(timeout, out [, wsout]) -> n [, m]
  * Does ready I/O, waiting at most `timeout` seconds (0: never waits) for something to
  * finish, and stores what happened in out[1..n]: finished requests as
  * {id=, status=, headers=, body=} or {id=, err=kind, message=}, WebSocket events as
- * {ws=id, kind=...} (see ws.c). Returns as soon as at least one thing happened or the
- * time is up; with nothing in flight it simply sleeps (curl_multi_poll waits the whole
- * timeout then), which is how Lua timers wait. */
+ * {ws=id, kind=...} (see ws.c). With wsout, WebSocket events go there instead, four
+ * slots each (id, kind, two values: see rv_ws_collect), and m counts them: no table per
+ * event. Returns as soon as at least one thing happened or the time is up; with nothing
+ * in flight it simply sleeps (curl_multi_poll waits the whole timeout then), which is
+ * how Lua timers wait. */
 static int l_poll(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
   double timeout = luaL_optnumber(L, 2, 0);
   luaL_checktype(L, 3, LUA_TTABLE);
+  int wsout = 0, m = 0;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    wsout = 4;
+  }
   int n = 0;
   rv_ws_log_bind(L);
   perform(lp);
-  rv_ws_service(lp);
+  /* poll(0) makes one non-blocking pass; a poll that may wait goes straight to the wait
+   * below, which returns at once for sockets that are ready (and lowers its timeout for
+   * libwebsockets' own pending work): one poll() less per turn */
+  if (!(timeout > 0)) rv_ws_service(lp);
   n = collect(L, lp, 3, n);
-  n = rv_ws_collect(L, lp, 3, n);
-  if (n > 0 || !(timeout > 0)) {
-    rv_ws_log_bind(NULL);
-    lua_pushinteger(L, n);
-    return 1;
-  }
+  n = rv_ws_collect(L, lp, 3, n, wsout, &m);
   double deadline = rv_mono_now() + timeout;
-  struct curl_waitfd *fds = NULL;
-  unsigned cap = 0;
-  for (;;) {
+  while (n == 0 && m == 0 && timeout > 0) {
     double left = deadline - rv_mono_now();
     if (left <= 0) break;
     int ms = left > 3600 ? 3600000 : (int)ceil(left * 1000.0);
-    int nfds = rv_ws_pollfds(lp, &fds, &cap, &ms);
+    int nfds = rv_ws_pollfds(lp, &lp->fds, &lp->fds_cap, &ms);
     if (nfds < 0) {
-      free(fds);
+      rv_ws_log_bind(NULL);
       return luaL_error(L, "out of memory");
     }
-    curl_multi_poll(lp->multi, fds, (unsigned)nfds, ms, NULL);
+    curl_multi_poll(lp->multi, lp->fds, (unsigned)nfds, ms, NULL);
     perform(lp);
-    rv_ws_service_after_poll(lp, fds, nfds);
+    rv_ws_service_after_poll(lp, lp->fds, nfds);
     n = collect(L, lp, 3, n);
-    n = rv_ws_collect(L, lp, 3, n);
-    if (n > 0) break;
+    n = rv_ws_collect(L, lp, 3, n, wsout, &m);
   }
-  free(fds);
   rv_ws_log_bind(NULL);
   lua_pushinteger(L, n);
-  return 1;
+  if (!wsout) return 1;
+  lua_pushinteger(L, m);
+  return 2;
 }
 
 /* loop:cancel(id) -> true if it was running. Its result is never reported. */
@@ -418,6 +421,9 @@ static int l_close(lua_State *L) {
   rv_ws_log_bind(L);
   rv_ws_destroy(lp);
   rv_ws_log_bind(NULL);
+  free(lp->fds);
+  lp->fds = NULL;
+  lp->fds_cap = 0;
   while (lp->reqs) req_free(lp, lp->reqs);
   if (lp->multi) {
     curl_multi_cleanup(lp->multi);

@@ -21,6 +21,8 @@ typedef struct rv_loop {
    * segments otherwise wait for our delayed ACK; it costs a syscall and an extra ACK
    * packet per read, so the client turns it off for servers that do not need it. */
   int quickack;
+  struct curl_waitfd *fds; /* the WebSocket descriptors of a poll, kept between polls */
+  unsigned fds_cap;
 } rv_loop;
 
 rv_loop *rv_check_loop(lua_State *L);
@@ -35,7 +37,9 @@ void rv_ws_service(rv_loop *lp);
 /* rv_ws_service only if a socket in fds[0..n) reported activity or libwebsockets has
  * work of its own (timers, buffered writes, look-ups in progress). */
 void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n);
-int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n);
+/* Moves queued WebSocket events to Lua: as tables appended to out[n+1..] (returns the
+ * new n), or, with wsout > 0, flat into wsout[4m+1 .. 4m+4] (returns the new m). */
+int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n, int wsout, int *m);
 void rv_ws_destroy(rv_loop *lp);
 int rv_ws_active(rv_loop *lp);
 /* The lua_State libwebsockets' log lines go to while lws runs (NULL: dropped). */

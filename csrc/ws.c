@@ -36,6 +36,9 @@ enum { WS_RESOLVING, WS_WAITING, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DONE, 
 #endif
 
 #define RV_WS_SERV_BUF (64 * 1024)
+/* Messages up to this size are written at once when nothing waits before them (see
+ * l_ws_send); larger ones go through the queue, so the shared copy buffer stays small. */
+#define RV_WS_DIRECT_MAX (64 * 1024)
 /* libwebsockets keeps the request's header values (path, host, origin, subprotocols) in
  * its header space (max_http_header_data, at most 65535): a longer request fails */
 #define RV_WS_HEADER_SPACE 32768
@@ -103,6 +106,8 @@ typedef struct rv_wsctx {
   int count[WS_NSTATES]; /* sockets in each state */
   rv_wsev *ev_head, *ev_tail;
   int failed_alloc;
+  unsigned char *txbuf; /* LWS_PRE + txcap bytes: messages written at once (l_ws_send) */
+  size_t txcap;
 } rv_wsctx;
 
 static size_t map_slot(lua_Integer id, size_t cap) {
@@ -459,6 +464,13 @@ static int l_set_ws_logger(lua_State *L) {
 void rv_ws_open_module(lua_State *L) {
   lua_pushcfunction(L, l_set_ws_logger);
   lua_setfield(L, -2, "set_ws_logger");
+  static const char *const names[] = {"open", "message", "close", "error"};
+  lua_createtable(L, 4, 0);
+  for (int i = 0; i < 4; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "ws_events");
 }
 
 static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls) {
@@ -673,6 +685,27 @@ static int l_ws_send(lua_State *L) {
     return 1;
   }
   if (len > SIZE_MAX - sizeof(rv_frame) - LWS_PRE) return luaL_error(L, "frame too large");
+  if (len <= RV_WS_DIRECT_MAX && w->wsi && w->state == WS_OPEN && !w->q_head && !lws_partial_buffered(w->wsi)) {
+    /* Nothing waits before it: write now instead of waiting a loop turn for POLLOUT
+     * (one poll() and one loop turn less per message). What the socket does not take,
+     * libwebsockets keeps and sends when it is writable again (a "truncated send"); we
+     * queue nothing more on it until that is out (lws_partial_buffered). */
+    unsigned char *buf = w->ctx->txbuf;
+    if (len > w->ctx->txcap) {
+      size_t cap = len + 256;
+      buf = realloc(w->ctx->txbuf, LWS_PRE + cap);
+      if (!buf) return luaL_error(L, "out of memory");
+      w->ctx->txbuf = buf;
+      w->ctx->txcap = cap;
+    }
+    memcpy(buf + LWS_PRE, data, len);
+    rv_ws_log_bind(L);
+    int n = lws_write(w->wsi, buf + LWS_PRE, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    rv_ws_log_bind(NULL);
+    if (n < 0) lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); /* reported as closed */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   rv_frame *f = malloc(sizeof *f + LWS_PRE + len);
   if (!f) return luaL_error(L, "out of memory");
   f->next = NULL;
@@ -874,13 +907,48 @@ static const char *kind_name(int k) {
   }
 }
 
-int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n) {
+/* Flat form: id, kind (EV_ + 1: core.ws_events names them), then two values:
+ * open: protocol; message: data, binary; close: code, reason; error: kind, message. */
+static void collect_flat(lua_State *L, const rv_wsev *e, int wsout, int m) {
+  lua_Integer j = (lua_Integer)m * 4;
+  lua_pushinteger(L, e->id);
+  lua_rawseti(L, wsout, j + 1);
+  lua_pushinteger(L, e->kind + 1);
+  lua_rawseti(L, wsout, j + 2);
+  switch (e->kind) {
+    case EV_OPEN:
+      lua_pushlstring(L, e->data, e->len);
+      lua_pushnil(L);
+      break;
+    case EV_MESSAGE:
+      lua_pushlstring(L, e->data, e->len);
+      lua_pushboolean(L, e->binary);
+      break;
+    case EV_CLOSE:
+      lua_pushinteger(L, e->code);
+      lua_pushlstring(L, e->data, e->len);
+      break;
+    default:
+      lua_pushstring(L, e->err ? e->err : "connection_failed");
+      lua_pushlstring(L, e->data, e->len);
+      break;
+  }
+  lua_rawseti(L, wsout, j + 4);
+  lua_rawseti(L, wsout, j + 3);
+}
+
+int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n, int wsout, int *m) {
   rv_wsctx *c = lp->ws;
   if (!c) return n;
   rv_wsev *e;
   while ((e = c->ev_head)) {
     c->ev_head = e->next;
     if (!c->ev_head) c->ev_tail = NULL;
+    if (wsout) {
+      collect_flat(L, e, wsout, (*m)++);
+      free(e);
+      continue;
+    }
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, e->id);
     lua_setfield(L, -2, "ws");
@@ -945,6 +1013,7 @@ void rv_ws_destroy(rv_loop *lp) {
   }
   free(c->map.keys);
   free(c->map.vals);
+  free(c->txbuf);
   free(c);
   lp->ws = NULL;
 }

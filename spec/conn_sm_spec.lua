@@ -155,11 +155,40 @@ end
 
 local ErrorMT = { __name = "test.ActorError" }
 
+-- The state machine's outbox is flat (five slots per item: kind, then values); as
+-- tables, the items read better in assertions.
+local ITEM_FIELDS = {
+  status = { "status" }, send = { "data", "binary" }, close = { "code", "reason" }, error = { "err" },
+  result = { "fut", "ok", "value", "id" }, event = { "name", "args" }, open = { "actorId", "connectionId" },
+}
+
+local function items(flat, n)
+  local r = {}
+  for i = 1, n do
+    local j = (i - 1) * 5 + 1
+    local kind = core.conn_items[flat[j]]
+    assert(kind, "bad item kind at slot " .. j)
+    local it = { kind = kind }
+    for f, name in ipairs(ITEM_FIELDS[kind]) do it[name] = flat[j + f] end
+    if kind == "result" then
+      if it.fut == false then it.fut = nil end
+      if not it.ok then it.err, it.value = it.value, nil end
+    end
+    r[i] = it
+  end
+  return r
+end
+
 local function drain(sm)
-  local out = {}
-  local n = sm:drain(out)
-  assert.are.equal(n, #out)
-  return out
+  local empty = {}
+  local n, _, out = sm:drain(empty)
+  if n == 0 then
+    assert.is_nil(out)
+    return {}
+  end
+  assert.are_not.equal(empty, out)
+  assert.is_true(#out <= n * 5)
+  return items(out, n)
 end
 
 local function of_kind(items, kind)
@@ -245,6 +274,73 @@ for _, cfg in ipairs(configs) do
       end
       assert.are.same({ 1 }, { table.unpack(s[1].args) })
       assert.are.equal(3, sm:pending())
+    end)
+
+    it("sends nil args as null when given their count", function()
+      local sm = connected()
+      sm:call("a", { nil, 2, nil }, nil, nil, 3)
+      local s = sends(drain(sm))
+      assert.are.equal(3, #s[1].args)
+      assert.are.same({ NULL, 2, NULL }, { s[1].args[1], s[1].args[2], s[1].args[3] })
+      assert.has_error(function() sm:call("b", { 1 }, nil, nil, -2) end)
+    end)
+
+    it("direct calls return the frame to send instead of queueing it, only when connected", function()
+      local sm = new()
+      local id, frame = sm:call("early", { 1 }, nil, "f0", nil, true)
+      assert.are.equal(0, id)
+      assert.is_nil(frame) -- not connected: queued, sent after Init
+      sm:start(0)
+      sm:feed(S.init("actor1", "conn1"), 0)
+      assert.are.equal(1, #sends(drain(sm)))
+      id, frame = sm:call("now", { 2 }, nil, "f1", nil, true)
+      assert.are.equal(1, id)
+      local p = parse_sent(enc, tagged, frame)
+      assert.are.same({ "ActionRequest", 1, "now" }, { p.tag, p.id, p.name })
+      assert.are.equal(0, #drain(sm)) -- nothing queued for it
+      assert.are.equal(2, sm:pending())
+    end)
+
+    it("callv takes the args themselves, nils as null, and returns the frame when connected", function()
+      local sm = new()
+      assert.are.same({ 0 }, { sm:callv("early", nil, "f0", 1) }) -- not connected: queued
+      sm:start(0)
+      sm:feed(S.init("actor1", "conn1"), 0)
+      assert.are.equal(1, #sends(drain(sm)))
+      local id, frame = sm:callv("now", 5, "f1", nil, "x", nil)
+      assert.are.equal(1, id)
+      local p = parse_sent(enc, tagged, frame)
+      assert.are.same({ "ActionRequest", 1, "now", 3 }, { p.tag, p.id, p.name, #p.args })
+      assert.are.same({ NULL, "x", NULL }, { p.args[1], p.args[2], p.args[3] })
+      id, frame = sm:callv("none", nil, nil)
+      assert.are.equal(0, #parse_sent(enc, tagged, frame).args)
+      assert.has_error(function() sm:callv("bad", nil, nil, function() end) end)
+      assert.are.equal(3, sm:pending())
+      assert.are.equal(0, #drain(sm))
+    end)
+
+    it("a direct feed returns the caller's value and output when nothing else is queued", function()
+      local sm = connected()
+      sm:call("a", {}, 10, "fut-a")
+      sm:call("b", {}, 1, "fut-b")
+      drain(sm)
+      local fut, out = sm:feed(S.response(0, { x = 1 }), 0.5, true)
+      assert.are.equal("fut-a", fut)
+      assert.are.equal(1, out.x)
+      assert.are.equal(0, #drain(sm))
+      assert.are.equal(1, sm:pending())
+      -- b's deadline passes first: its timeout is queued, so c's result is queued too
+      sm:call("c", {}, 10, "fut-c")
+      drain(sm)
+      fut = sm:feed(S.response(2, "late-ish"), 2, true)
+      assert.is_nil(fut)
+      local r = results_by_id(drain(sm))
+      assert.are.equal("client.timeout", r[1].err.group .. "." .. r[1].err.code)
+      assert.are.equal("fut-c", r[2].fut)
+      assert.are.equal("late-ish", r[2].value)
+      -- an unknown id is dropped either way
+      assert.is_nil(sm:feed(S.response(99, 1), 3, true))
+      assert.are.equal(0, #drain(sm))
     end)
 
     it("raises encoding errors of user args before any state changes", function()
@@ -870,7 +966,8 @@ describe("conn_sm options", function()
     local sm = core.conn_new({ encoding = "json" })
     sm:dispose(0)
     sm:call("x", {})
-    local _, out = sm:drain()
+    local n, _, flat = sm:drain()
+    local out = items(flat, n)
     assert.is_nil(getmetatable(out[2].err))
     assert.has_error(function() sm.status({}) end)
     assert.has_error(function() sm.call(io.stdout, "x") end)

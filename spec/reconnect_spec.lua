@@ -75,8 +75,11 @@ describe("reconnection (" .. env.server .. ")", function()
         client:poll(0.05)
         assert.are.equal(v, events[#events])
         assert.is_true(#events > before)
-        -- a lost call was never re-sent: the count is 1 + the calls that got through + 1
-        assert.are.equal(okn + 2, conn:getCount())
+        -- a lost call was never re-sent: each of the 7 calls ran at most once. A lost call
+        -- may still have run (its frame left before the cut, its answer did not), so the
+        -- count is between 1 + the calls that got through + 1, and 7.
+        local count = conn:getCount()
+        assert.is_true(count >= okn + 2 and count <= 7, "count " .. count .. " with " .. okn .. " answered")
         client:dispose()
       end)
 

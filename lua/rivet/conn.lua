@@ -11,7 +11,6 @@ local raw = require("rivet.raw")
 
 local now = core.now
 local null = core.null
-local pack_args = dispatch.pack_args
 local log_on = log.enabled
 
 local Conn = {}
@@ -51,6 +50,7 @@ function Conn.new(handle, params)
       error_mt = errors.ActorError,
     }),
     _ws = false,
+    _binary = enc ~= "json", -- how frames go out
     _attempting = false,
     _attempt_deadline = false,
     _wake = false,      -- when pump() is next due (the scheduler reads it), or false
@@ -118,114 +118,136 @@ local function fire(self, kind, ...) each_cb(self, kind, run_handler, ...) end
 -- Moving things between the state machine and the socket
 --------------------------------------------------------------------------------------
 
--- One reused drain array per nesting depth: a result settles a future whose callback
--- may call an action, which flushes again before the outer loop is done.
+-- The kinds of the state machine's outbox items (core.conn_items).
+local IT = {}
+for i, name in ipairs(core.conn_items) do IT[name] = i end
+local IT_SEND, IT_RESULT, IT_EVENT, IT_STATUS, IT_OPEN, IT_ERROR, IT_CLOSE =
+  IT.send, IT.result, IT.event, IT.status, IT.open, IT.error, IT.close
+
+-- One empty table per nesting depth for sm:drain to take as the next outbox: a result
+-- settles a future whose callback may call an action, which flushes again before the
+-- outer loop is done.
 local out_pool = {}
 local depth = 0
+local flush_items
 
 -- Applies everything the state machine reported since the last drain, then notes when
 -- pump() is next due (the scheduler pumps only connections whose time has come).
 function methods:_flush()
   depth = depth + 1
-  local out = out_pool[depth]
-  if not out then out = {}; out_pool[depth] = out end
-  local n, wake = self._sm:drain(out)
-  local loop = self._client._loop
-  for i = 1, n do
-    local o = out[i]
-    out[i] = nil
-    local kind = o.kind
-    if kind == "send" then
-      if self._ws then loop:ws_send(self._ws, o.data, o.binary) end
-    elseif kind == "result" then
-      local fut = o.fut
-      if fut then
-        if o.ok then
-          local v = o.value
-          if v == null then v = nil end
-          fut:resolve(v)
-        else
-          fut:reject(o.err)
-        end
-      end
-    elseif kind == "event" then
-      local ls = self._listeners
-      ls = ls and ls[o.name]
-      if ls then
-        local args, nargs = o.args, #o.args
-        for j = 1, nargs do
-          if args[j] == null then args[j] = nil end
-        end
-        -- copy: a once-listener removes itself while we iterate
-        local list = table.move(ls, 1, #ls, 1, {})
-        for j = 1, #list do
-          local l = list[j]
-          if l.once then self:_remove_listener(o.name, l) end
-          run_handler(self, l.fn, table.unpack(args, 1, nargs))
-        end
-      end
-    elseif kind == "status" then
-      self.status = o.status
-      if log_on() then log.emit("info", "connection status", { actor = self._handle._name, status = o.status }) end
-      fire(self, "status", o.status)
-    elseif kind == "open" then
-      self.actorId, self.connectionId = o.actorId, o.connectionId
-      self._reported = false -- the outage is over
-      if log_on() then
-        log.emit("info", "connection open",
-          { actor = self._handle._name, actorId = o.actorId, connectionId = o.connectionId })
-      end
-      fire(self, "open")
-    elseif kind == "error" then
-      if log_on() then log.emit("warn", "connection error", { actor = self._handle._name, error = tostring(o.err) }) end
-      report(self, o.err)
-    elseif kind == "close" then
-      if self._ws then loop:ws_close(self._ws, o.code, o.reason) end
-    end
+  local empty = out_pool[depth] or {}
+  local n, wake, out = self._sm:drain(empty)
+  if n > 0 then
+    out_pool[depth] = false -- `empty` is the machine's outbox now
+    flush_items(self, out, n)
+    -- cleared as it was read: it is the next drain's empty table, unless a burst made
+    -- it large (a table keeps its size)
+    out_pool[depth] = n <= 64 and out or {}
   end
   depth = depth - 1
   local a = self._attempt_deadline
   if a and (not wake or a < wake) then wake = a end
-  self._wake = wake or false
+  self._sched:set_wake(self, wake or false)
+end
+
+-- Applies the drained items: five slots per item, the kind and its values
+-- (core.conn_items, csrc/conn.c); each slot is cleared as it is read.
+function flush_items(self, out, n)
+  local loop = self._client._loop
+  for j = 1, n * 5, 5 do
+    local kind, a, b, c = out[j], out[j + 1], out[j + 2], out[j + 3]
+    out[j], out[j + 1], out[j + 2], out[j + 3], out[j + 4] = nil, nil, nil, nil, nil
+    if kind == IT_SEND then
+      if self._ws then loop:ws_send(self._ws, a, b) end
+    elseif kind == IT_RESULT then -- a: the future, b: ok, c: value or error
+      if a then
+        if b then
+          if c == null then c = nil end
+          a:resolve(c)
+        else
+          a:reject(c)
+        end
+      end
+    elseif kind == IT_EVENT then -- a: name, b: args
+      local ls = self._listeners
+      ls = ls and ls[a]
+      if ls then
+        local nargs = #b
+        for i = 1, nargs do
+          if b[i] == null then b[i] = nil end
+        end
+        -- copy: a once-listener removes itself while we iterate
+        local list = table.move(ls, 1, #ls, 1, {})
+        for i = 1, #list do
+          local l = list[i]
+          if l.once then self:_remove_listener(a, l) end
+          run_handler(self, l.fn, table.unpack(b, 1, nargs))
+        end
+      end
+    elseif kind == IT_STATUS then
+      self.status = a
+      if log_on() then log.emit("info", "connection status", { actor = self._handle._name, status = a }) end
+      fire(self, "status", a)
+    elseif kind == IT_OPEN then -- a: actorId, b: connectionId
+      self.actorId, self.connectionId = a, b
+      self._reported = false -- the outage is over
+      if log_on() then
+        log.emit("info", "connection open", { actor = self._handle._name, actorId = a, connectionId = b })
+      end
+      fire(self, "open")
+    elseif kind == IT_ERROR then
+      if log_on() then log.emit("warn", "connection error", { actor = self._handle._name, error = tostring(a) }) end
+      report(self, a)
+    elseif kind == IT_CLOSE then -- a: code, b: reason
+      if self._ws then loop:ws_close(self._ws, a, b) end
+    end
+  end
 end
 
 -- Socket failures that no retry will fix by itself (a certificate, a host name): the
 -- user hears of each kind once per outage instead of a silent retry loop.
 local REPORTED_FAILURES = { tls_failed = true, dns_failed = true }
 
-function methods:_on_ws(ev)
-  if ev.ws ~= self._ws then return end
+-- A WebSocket event (Scheduler:step): open (a: protocol), message (a: data, b: binary),
+-- close (a: code, b: reason), error (a: kind, b: message).
+function methods:_on_ws(ws, kind, a, b)
+  if ws ~= self._ws then return end
   local sm, t = self._sm, now()
-  local kind = ev.kind
   if kind == "message" then
-    sm:feed(ev.data, t)
+    -- direct: a plain action result comes back at once, with nothing to drain
+    local fut, v = sm:feed(a, t, true)
+    if fut then
+      if v == null then v = nil end
+      fut:resolve(v)
+      return
+    end
     if self._attempt_deadline and sm:status() ~= "connecting" then self._attempt_deadline = false end
   elseif kind == "close" then
     self._ws = false
     self._attempt_deadline = false
-    self._client._sched.ws_owners[ev.ws] = nil
-    sm:closed(ev.code, ev.reason, t, false)
+    self._client._sched.ws_owners[ws] = nil
+    sm:closed(a, b, t, false)
     if log_on() then
-      log.emit("info", "connection closed", { actor = self._handle._name, code = ev.code, reason = ev.reason })
+      log.emit("info", "connection closed", { actor = self._handle._name, code = a, reason = b })
     end
-    fire(self, "close", ev.code, ev.reason)
+    fire(self, "close", a, b)
     self:_forget_id()
   elseif kind == "error" then
     self._ws = false
     self._attempt_deadline = false
-    self._client._sched.ws_owners[ev.ws] = nil
-    sm:closed(nil, ev.message, t, true)
-    local ekind = ev.err
+    self._client._sched.ws_owners[ws] = nil
+    sm:closed(nil, b, t, true)
+    local ekind = a
     if log_on() then
       log.emit("warn", "connection failed",
-        { actor = self._handle._name, kind = ekind, message = raw.redact(self._client, ev.message) })
+        { actor = self._handle._name, kind = ekind, message = raw.redact(self._client, b) })
     end
     if REPORTED_FAILURES[ekind] then
       local seen = self._reported
       if not seen then seen = {}; self._reported = seen end
       if not seen[ekind] then
         seen[ekind] = true
-        report(self, errors.new("client", ekind, "the WebSocket failed: " .. tostring(raw.redact(self._client, ev.message))))
+        report(self, errors.new("client", ekind, "the WebSocket failed: " .. tostring(raw.redact(self._client, b))))
       end
     end
     self:_forget_id()
@@ -319,7 +341,7 @@ local function open_socket(self, ok, id, deadline)
   self._ws = ws
   self._attempt_deadline = deadline
   local w = self._wake
-  if not w or deadline < w then self._wake = deadline end
+  if not w or deadline < w then client._sched:set_wake(self, deadline) end
   client._sched.ws_owners[ws] = self
 end
 
@@ -352,12 +374,20 @@ end
 --------------------------------------------------------------------------------------
 
 function methods:_start_call(name, level, ...)
-  local sm = self._sm
+  local sm, sched = self._sm, self._sched
   -- the state machine holds the future and hands it back with the result
-  local fut = self._sched:future()
-  local ok, err = pcall(sm.call, sm, name, pack_args(...), now() + (self._handle._timeout or self._client._timeout), fut)
+  local fut = sched:future()
+  local deadline = now() + (self._handle._timeout or self._client._timeout)
+  -- when connected, callv returns the frame to send instead of queueing it
+  local ok, err, frame = pcall(sm.callv, sm, name, deadline, fut, ...)
   if not ok then
     error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
+  end
+  if frame then
+    self._client._loop:ws_send(self._ws, frame, self._binary)
+    local w = self._wake -- the earliest deadline of the pending calls
+    if not w or deadline < w then sched:set_wake(self, deadline) end
+    return fut
   end
   self:_flush()
   -- after a final failure (e.g. refused by onBeforeConnect) the connection stays idle

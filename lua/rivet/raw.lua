@@ -335,20 +335,21 @@ local function deliver(self, data, kind)
 end
 
 -- loop events of this socket (the scheduler dispatches them through ws_owners)
-function ws_methods:_on_ws(ev)
-  if ev.ws ~= self._ws or self.status == "closed" then return end
-  local kind = ev.kind
+-- (id, kind, a, b): open (a: protocol), message (a: data, b: binary), close (a: code,
+-- b: reason), error (a: kind, b: message)
+function ws_methods:_on_ws(ws, kind, a, b)
+  if ws ~= self._ws or self.status == "closed" then return end
   local c = self._client
   if kind == "open" then
     self._sched:cancel_timer(self._open_timer)
     if self.status == "connecting" then self.status = "open" end
-    self.protocol = ev.protocol ~= "" and ev.protocol or nil
+    self.protocol = a ~= "" and a or nil
     log.emit("info", "raw WebSocket open", { actor = self._name, path = self._path, protocol = self.protocol })
     fire(self, "open", self.protocol)
   elseif kind == "message" then
-    deliver(self, ev.data, ev.binary and "binary" or "text")
+    deliver(self, a, b and "binary" or "text")
   elseif kind == "close" then
-    local code, reason = ev.code, ev.reason or ""
+    local code, reason = a, b or ""
     local err
     if self._timed_out then
       err = errors.new("client", "timeout", "the WebSocket did not open in time")
@@ -367,8 +368,8 @@ function ws_methods:_on_ws(ev)
     if self._timed_out then fire(self, "error", err) end
     fire(self, "close", code, reason)
   elseif kind == "error" then
-    local ekind = type(ev.err) == "string" and ev.err or "connection_failed"
-    local msg = redact(c, ev.message or "")
+    local ekind = type(a) == "string" and a or "connection_failed"
+    local msg = redact(c, b or "")
     local err = errors.new("client", ekind, "the WebSocket failed: " .. msg)
     log.emit("warn", "raw WebSocket failed", { actor = self._name, path = self._path, error = tostring(err) })
     finish(self, 1006, "", err)

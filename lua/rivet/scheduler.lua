@@ -10,8 +10,9 @@ local errors = require("rivet.errors")
 local now = core.now
 local co_running, co_resume, co_status, co_yield, co_create =
   coroutine.running, coroutine.resume, coroutine.status, coroutine.yield, coroutine.create
-local huge, max, min = math.huge, math.max, math.min
+local huge = math.huge
 
+local WS_EVENTS = core.ws_events -- "open", "message", "close", "error" by number
 local AWAIT = setmetatable({}, { __name = "rivet.await" }) -- what a task yields while it waits
 
 --------------------------------------------------------------------------------------
@@ -140,9 +141,11 @@ function Scheduler.new(loop)
     timers = {},      -- heap
     inflight = {},    -- request id -> future
     out = {},         -- reused result array for loop:poll
+    wsout = {},       -- reused WebSocket event array for loop:poll (4 slots per event)
     -- connections: weak, so a connection the user dropped can be collected (and closed)
     sources = setmetatable({}, { __mode = "k" }), -- objects with :pump() and a _wake field
-    ws_owners = setmetatable({}, { __mode = "v" }), -- WebSocket id -> object with :_on_ws(ev)
+    next_wake = huge, -- no source's _wake is earlier (set_wake keeps it so; may be stale-early)
+    ws_owners = setmetatable({}, { __mode = "v" }), -- WebSocket id -> object with :_on_ws(id, kind, a, b)
     unhandled = nil,  -- errors of user tasks nobody awaited
   }, Scheduler)
 end
@@ -294,8 +297,15 @@ end
 
 --- Registers an object (a connection) whose field `_wake` (a time, or false/nil) bounds
 --- how long a step may sleep; its :pump() runs in the first step at or after that time.
---- The object keeps `_wake` current itself (conn.lua after every state machine drain).
+--- The object keeps `_wake` current itself (conn.lua after every state machine drain),
+--- always through set_wake, so that steps need not look at every source.
 function Scheduler:add_source(src) self.sources[src] = true end
+
+--- Sets src._wake = t (a time, or false).
+function Scheduler:set_wake(src, t)
+  src._wake = t
+  if t and t < self.next_wake then self.next_wake = t end
+end
 function Scheduler:remove_source(src) self.sources[src] = nil end
 
 local function raise_unhandled(self)
@@ -316,49 +326,62 @@ function Scheduler:step(timeout)
   local wait = timeout or 0
   if self.ready[1] then wait = 0 end
   local at = self.timers[1] and self:_next_timer()
-  local sources = self.sources
-  for src in pairs(sources) do
-    local w = src._wake
-    if w and (not at or w < at) then at = w end
+  local nw = self.next_wake
+  if nw ~= huge and (not at or nw < at) then at = nw end
+  if at then
+    local d = at - now()
+    if d < wait then wait = d > 0 and d or 0 end
   end
-  if at then wait = min(wait, max(0, at - now())) end
   if wait == huge then wait = 3600 end
-  local out = self.out
-  local n = self.loop:poll(wait, out)
-  local inflight, owners = self.inflight, self.ws_owners
+  local out, wsout = self.out, self.wsout
+  local n, m = self.loop:poll(wait, out, wsout)
+  local inflight = self.inflight
   for i = 1, n do
     local r = out[i]
     out[i] = nil
-    local ws = r.ws
-    if ws then
-      local o = owners[ws]
-      if o then o:_on_ws(r) end
-    else
-      local fut = inflight[r.id]
-      if fut then
-        inflight[r.id] = nil
-        settle(fut, true, r)
-      end
+    local fut = inflight[r.id]
+    if fut then
+      inflight[r.id] = nil
+      settle(fut, true, r)
+    end
+  end
+  if m > 0 then
+    -- id, kind, then the event's two values (loop:poll, csrc/ws.c rv_ws_collect)
+    local owners = self.ws_owners
+    for j = 1, m * 4, 4 do
+      local id, kind, a, b = wsout[j], WS_EVENTS[wsout[j + 1]], wsout[j + 2], wsout[j + 3]
+      wsout[j], wsout[j + 1], wsout[j + 2], wsout[j + 3] = nil, nil, nil, nil
+      local o = owners[id]
+      if o then o:_on_ws(id, kind, a, b) end
     end
   end
   -- Only sources whose time has come are pumped (their socket events were handled
-  -- above). They are collected first, without calling anything, because a pump may
-  -- add a source (a callback opens a connection), and a table must not gain keys
-  -- while pairs() walks it. The list is only made when something is due.
-  local due
-  if at then
+  -- above), and the sources are only looked at when next_wake says one may be due;
+  -- the walk also finds the next next_wake. Due sources are collected first, without
+  -- calling anything, because a pump may add a source (a callback opens a connection),
+  -- and a table must not gain keys while pairs() walks it.
+  nw = self.next_wake
+  if nw ~= huge then
     local t = now()
-    for src in pairs(sources) do
-      local w = src._wake
-      if w and w <= t then
-        if due then due[#due + 1] = src else due = { src } end
+    if nw <= t then
+      local sources, due, next_wake = self.sources, nil, huge
+      for src in pairs(sources) do
+        local w = src._wake
+        if w then
+          if w <= t then
+            if due then due[#due + 1] = src else due = { src } end
+          elseif w < next_wake then
+            next_wake = w
+          end
+        end
       end
-    end
-  end
-  if due then
-    for i = 1, #due do
-      local src = due[i]
-      if sources[src] then src:pump() end
+      self.next_wake = next_wake
+      if due then
+        for i = 1, #due do
+          local src = due[i]
+          if sources[src] then src:pump() end
+        end
+      end
     end
   end
   if self.timers[1] then self:_fire_timers() end
@@ -399,9 +422,12 @@ function Scheduler:await(fut, timeout)
     else
       local deadline = timeout and now() + timeout or huge
       while not fut.done do
-        local left = deadline - now()
-        if left <= 0 then error(timeout_error("waited " .. timeout .. " s"), 0) end
-        if not self:_alive() and not fut.done then
+        local left = huge
+        if timeout then
+          left = deadline - now()
+          if left <= 0 then error(timeout_error("waited " .. timeout .. " s"), 0) end
+        end
+        if not (self.ready[1] or next(self.sources) or next(self.inflight) or self:_next_timer()) then
           error("rivet: waiting for a result that nothing can produce (no request, timer or connection is active)", 0)
         end
         self:step(left)
