@@ -835,7 +835,9 @@ static int body_encode_to_server(lua_State *L, rv_job *job) {
   return 1;
 }
 
-static int body_encode_action(lua_State *L, rv_job *job) {
+/* (enc, tagged, id, name, ...) -> an ActionRequest frame; the args are a table at 5 (with
+ * an optional count at 6) or, with stack set, the slots from 5 on. */
+static int encode_action(lua_State *L, rv_job *job, int stack) {
   int enc = (int)lua_tointeger(L, 1);
   rv_to_server m;
   m.kind = 0;
@@ -843,14 +845,18 @@ static int body_encode_action(lua_State *L, rv_job *job) {
   m.id = lua_tointeger(L, 3);
   m.name = lua_tolstring(L, 4, &m.name_len);
   m.args_idx = 5;
-  m.args_n = lua_isinteger(L, 6) ? lua_tointeger(L, 6) : -1;
-  m.args_stack = 0;
+  m.args_stack = stack;
+  m.args_n = stack ? lua_gettop(L) - 4 : lua_isinteger(L, 6) ? lua_tointeger(L, 6) : -1;
   if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
-  if (!lua_isnil(L, 5) && !lua_istable(L, 5)) luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
+  if (!stack && !lua_isnil(L, 5) && !lua_istable(L, 5))
+    luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
   encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
   push_buf(L, &job->out);
   return 1;
 }
+
+static int body_encode_action(lua_State *L, rv_job *job) { return encode_action(L, job, 0); }
+static int body_encode_action_v(lua_State *L, rv_job *job) { return encode_action(L, job, 1); }
 
 /* rv_encode_action(enc, tagged, id, name, args [, n]) -> frame: an ActionRequest from its
  * parts, for conn.c's calls (no message table to build and read back); n counts the args
@@ -859,22 +865,6 @@ static int body_encode_action(lua_State *L, rv_job *job) {
 int rv_encode_action(lua_State *L) {
   lua_settop(L, 6);
   return rv_protect(L, body_encode_action, 1);
-}
-
-static int body_encode_action_v(lua_State *L, rv_job *job) {
-  int enc = (int)lua_tointeger(L, 1);
-  rv_to_server m;
-  m.kind = 0;
-  m.subscribe = 0;
-  m.id = lua_tointeger(L, 3);
-  m.name = lua_tolstring(L, 4, &m.name_len);
-  m.args_idx = 5;
-  m.args_n = lua_gettop(L) - 4;
-  m.args_stack = 1;
-  if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
-  encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
-  push_buf(L, &job->out);
-  return 1;
 }
 
 int rv_encode_action_v(lua_State *L) { return rv_protect(L, body_encode_action_v, 1); }

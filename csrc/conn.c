@@ -616,6 +616,15 @@ static int register_call(lua_State *L, rv_conn *c, int uv, lua_Integer id, const
 }
 
 
+/* Pushes an ActionRequest encoder and its first arguments (enc, tagged, id, the name at 2). */
+static void push_encoder(lua_State *L, rv_conn *c, lua_CFunction fn, lua_Integer id) {
+  lua_pushcfunction(L, fn);
+  lua_pushinteger(L, c->enc);
+  lua_pushboolean(L, c->tagged);
+  lua_pushinteger(L, id);
+  lua_pushvalue(L, 2);
+}
+
 static int l_call(lua_State *L) {
   rv_conn *c = check_sm(L);
   size_t nlen;
@@ -631,11 +640,7 @@ static int l_call(lua_State *L) {
   lua_Integer id = c->next_id;
 
   /* Encode first: bad user values raise here, before anything changes. */
-  lua_pushcfunction(L, rv_encode_action);
-  lua_pushinteger(L, c->enc);
-  lua_pushboolean(L, c->tagged);
-  lua_pushinteger(L, id);
-  lua_pushvalue(L, 2);
+  push_encoder(L, c, rv_encode_action, id);
   lua_pushvalue(L, 3);
   lua_pushinteger(L, nargs);
   lua_call(L, 6, 1);
@@ -659,11 +664,7 @@ static int l_callv(lua_State *L) {
   int uv = push_uv(L);
   lua_Integer id = c->next_id;
 
-  lua_pushcfunction(L, rv_encode_action_v);
-  lua_pushinteger(L, c->enc);
-  lua_pushboolean(L, c->tagged);
-  lua_pushinteger(L, id);
-  lua_pushvalue(L, 2);
+  push_encoder(L, c, rv_encode_action_v, id);
   for (int i = 0; i < nargs; i++) lua_pushvalue(L, 5 + i);
   lua_call(L, 4 + nargs, 1);
   return register_call(L, c, uv, id, name, nlen, deadline, 4, lua_gettop(L), 1);
