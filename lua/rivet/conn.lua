@@ -8,6 +8,7 @@ local errors = require("rivet.errors")
 local log = require("rivet.log")
 local protocol = require("rivet.protocol")
 local raw = require("rivet.raw")
+local new_future = require("rivet.scheduler").Future.new
 
 local now = core.now
 local null = core.null
@@ -210,9 +211,10 @@ local REPORTED_FAILURES = { tls_failed = true, dns_failed = true }
 
 -- A WebSocket event (Scheduler:step): open (a: protocol), message (a: data, b: binary),
 -- close (a: code, b: reason), error (a: kind, b: message).
-function methods:_on_ws(ws, kind, a, b)
+function methods:_on_ws(ws, kind, a, b, t)
   if ws ~= self._ws then return end
-  local sm, t = self._sm, now()
+  local sm = self._sm
+  t = t or now()
   if kind == "message" then
     -- direct: a plain action result comes back at once, with nothing to drain
     local fut, v = sm:feed(a, t, true)
@@ -376,7 +378,7 @@ end
 function methods:_start_call(name, level, ...)
   local sm, sched = self._sm, self._sched
   -- the state machine holds the future and hands it back with the result
-  local fut = sched:future()
+  local fut = new_future(sched)
   local deadline = now() + (self._handle._timeout or self._client._timeout)
   -- when connected, callv returns the frame to send instead of queueing it
   local ok, err, frame = pcall(sm.callv, sm, name, deadline, fut, ...)

@@ -25,7 +25,7 @@ Future.__name = "rivet.Future"
 function Future.new(sched)
   -- the nil fields only size the table for what settling and waiting add later, so
   -- that adding them does not grow (rehash) it
-  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _callbacks = nil }, Future)
+  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil }, Future)
 end
 
 local function settle(fut, ok, value)
@@ -37,12 +37,13 @@ local function settle(fut, ok, value)
     local sched = fut._sched
     for i = 1, #w do sched:_wake(w[i]) end
   end
-  local cbs = fut._callbacks
-  if cbs then
-    fut._callbacks = nil
-    if type(cbs) == "function" then
-      cbs(fut)
-    else
+  local cb = fut._cb1
+  if cb then
+    fut._cb1 = nil
+    cb(fut)
+    local cbs = fut._callbacks
+    if cbs then
+      fut._callbacks = nil
       for i = 1, #cbs do cbs[i](fut) end
     end
   end
@@ -73,14 +74,12 @@ function Future:onSettled(fn)
   if self.done then
     fn(self)
   else
-    -- one callback (the usual case) is kept as is, more in a list
-    local cbs = self._callbacks
-    if not cbs then
-      self._callbacks = type(fn) == "function" and fn or { fn }
-    elseif type(cbs) == "function" then
-      self._callbacks = { cbs, fn }
+    -- the first callback (the usual case) in a field of its own, more in a list
+    if not self._cb1 then
+      self._cb1 = fn
     else
-      cbs[#cbs + 1] = fn
+      local cbs = self._callbacks
+      if cbs then cbs[#cbs + 1] = fn else self._callbacks = { fn } end
     end
   end
 end
@@ -207,7 +206,7 @@ local function finish(self, task, ok, value)
   self.tasks[co] = nil
   if not task.internal then self.ntasks = self.ntasks - 1 end
   local fut = task.fut
-  if not ok and not task.internal and not fut._waiters and not fut._callbacks then
+  if not ok and not task.internal and not fut._waiters and not fut._cb1 then
     -- nobody is waiting for this task: its error must not vanish
     local u = self.unhandled
     if not u then u = {}; self.unhandled = u end
@@ -347,12 +346,12 @@ function Scheduler:step(timeout)
   end
   if m > 0 then
     -- id, kind, then the event's two values (loop:poll, csrc/ws.c rv_ws_collect)
-    local owners = self.ws_owners
+    local owners, t = self.ws_owners, now()
     for j = 1, m * 4, 4 do
       local id, kind, a, b = wsout[j], WS_EVENTS[wsout[j + 1]], wsout[j + 2], wsout[j + 3]
       wsout[j], wsout[j + 1], wsout[j + 2], wsout[j + 3] = nil, nil, nil, nil
       local o = owners[id]
-      if o then o:_on_ws(id, kind, a, b) end
+      if o then o:_on_ws(id, kind, a, b, t) end
     end
   end
   -- Only sources whose time has come are pumped (their socket events were handled
