@@ -278,6 +278,55 @@ describe("raw websocket (" .. env.server .. ")", function()
     ws:close()
   end)
 
+  it("keeps a burst of messages larger than the socket buffers whole and in order", function()
+    -- the first message is written at once; what the socket cannot take is kept and the
+    -- rest queue behind it, so nothing may be reordered, cut or lost
+    local ws = raw:websocket("/big")
+    assert.are.equal("hello", (ws:receive(10)))
+    local n, size = 100, 30 * 1024
+    for i = 1, n do
+      ws:send(string.format("%05d", i) .. string.rep(string.char(i % 256), size - 5), "binary")
+    end
+    for i = 1, n do
+      local data = ws:receive(30)
+      assert.is_string(data)
+      assert.are.equal(size, #data)
+      assert.are.equal(string.format("%05d", i), data:sub(1, 5))
+      assert.are.equal(string.char(i % 256):rep(16), data:sub(-16))
+    end
+    ws:close()
+  end)
+
+  it("under back-pressure keeps what the socket cannot take and sends it, in order, once it can", function()
+    -- a proxy that stops reading: our writes fill the socket buffers, libwebsockets keeps
+    -- the rest of a partly written message and later sends wait behind it
+    local px = require("spec.support.proxy").start(env.endpoint)
+    local pc = rivet.client(px.endpoint, { encoding = "bare" })
+    local ok, err = pcall(function()
+      local ws = pc.raw:getOrCreate(env.key("rawbp")):websocket("/big")
+      assert.are.equal("hello", (ws:receive(10)))
+      px:stall()
+      local n, size = 400, 48 * 1024 -- 19 MB: more than the buffers on both sides hold
+      for i = 1, n do
+        assert.is_true(ws:send(string.format("%05d", i) .. string.rep(string.char(i % 256), size - 5), "binary"))
+      end
+      pc:poll(0.2) -- the loop runs while nothing can be written
+      assert.are.equal("open", ws.status)
+      px:flow()
+      for i = 1, n do
+        local data = ws:receive(30)
+        assert.is_string(data)
+        assert.are.equal(size, #data)
+        assert.are.equal(string.format("%05d", i), data:sub(1, 5))
+        assert.are.equal(string.char(i % 256):rep(16), data:sub(-16))
+      end
+      ws:close()
+    end)
+    pc:dispose()
+    px:stop()
+    assert(ok, err)
+  end)
+
   it("fails the socket, not the caller, when the actor does not exist", function()
     local ghost = client.raw:getForId(env.pick("9ahquvlckwgncggyvpqk29l0yecl00", "b0aef2fe7cf6d48d"))
     local ws = ghost:websocket("/x")

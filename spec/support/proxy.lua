@@ -16,7 +16,8 @@ Proxy.__index = Proxy
 
 --- Starts a proxy in front of the server at `endpoint` (http://127.0.0.1:PORT).
 --- Returns a proxy with .endpoint (give it to rivet.client), :cut(), :refuse(),
---- :resume(), :outage() (refuse + cut at once), :stats() and :stop().
+--- :resume(), :outage() (refuse + cut at once), :stall() / :flow() (stop / go on
+--- reading what clients send), :stats() and :stop().
 function M.start(endpoint)
   local tport = assert(endpoint:match("^http://127%.0%.0%.1:(%d+)"), "proxy: endpoint must be http://127.0.0.1:PORT")
   local out = os.tmpname()
@@ -63,6 +64,8 @@ function Proxy:cut() return self:command("cut") end
 function Proxy:refuse() return self:command("refuse") end
 function Proxy:resume() return self:command("resume") end
 function Proxy:outage() return self:command("refuse-cut") end
+function Proxy:stall() return self:command("stall") end
+function Proxy:flow() return self:command("flow") end
 function Proxy:stats() return self:command("stats") end
 
 function Proxy:stop()

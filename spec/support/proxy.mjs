@@ -7,6 +7,8 @@
 //   /cut      destroy every live connection (both sides, no FIN handshake: an abrupt drop)
 //   /refuse   from now on accept new connections and close them at once
 //   /resume   pass new connections through again
+//   /stall    stop reading from the clients (their sends back up into their socket
+//             buffers; what the proxy already read still goes on), /flow reads again
 //   /stats    {accepted, refused, live, mode}
 // "accepted" counts every connection a client opened (passed or refused), so a spec can
 // see whether a client is still trying.
@@ -19,6 +21,7 @@ if (!targetPort) {
 }
 
 let mode = "pass";
+let stalled = false;
 const live = new Set();
 const stats = { accepted: 0, refused: 0 };
 
@@ -53,6 +56,7 @@ const proxy = net.createServer((a) => {
   b.on("close", drop);
   a.pipe(b);
   b.pipe(a);
+  if (stalled) a.pause();
 });
 
 const control = net.createServer((s) => {
@@ -66,6 +70,18 @@ const control = net.createServer((s) => {
     if (path === "cut") cutAll();
     else if (path === "refuse") mode = "refuse";
     else if (path === "resume") mode = "pass";
+    else if (path === "stall" || path === "flow") {
+      stalled = path === "stall";
+      for (const pair of live) {
+        if (stalled) {
+          pair.a.unpipe(pair.b);
+          pair.a.pause();
+        } else {
+          pair.a.pipe(pair.b);
+          pair.a.resume();
+        }
+      }
+    }
     else if (path === "refuse-cut") {
       mode = "refuse";
       cutAll();
