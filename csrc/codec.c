@@ -835,9 +835,8 @@ static int body_encode_to_server(lua_State *L, rv_job *job) {
   return 1;
 }
 
-/* (enc, tagged, id, name, ...) -> an ActionRequest frame; the args are a table at 5 (with
- * an optional count at 6) or, with stack set, the slots from 5 on. */
-static int encode_action(lua_State *L, rv_job *job, int stack) {
+/* (enc, tagged, id, name, args table [, count]) -> an ActionRequest frame */
+static int body_encode_action(lua_State *L, rv_job *job) {
   int enc = (int)lua_tointeger(L, 1);
   rv_to_server m;
   m.kind = 0;
@@ -845,18 +844,14 @@ static int encode_action(lua_State *L, rv_job *job, int stack) {
   m.id = lua_tointeger(L, 3);
   m.name = lua_tolstring(L, 4, &m.name_len);
   m.args_idx = 5;
-  m.args_stack = stack;
-  m.args_n = stack ? lua_gettop(L) - 4 : lua_isinteger(L, 6) ? lua_tointeger(L, 6) : -1;
+  m.args_stack = 0;
+  m.args_n = lua_isinteger(L, 6) ? lua_tointeger(L, 6) : -1;
   if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
-  if (!stack && !lua_isnil(L, 5) && !lua_istable(L, 5))
-    luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
+  if (!lua_isnil(L, 5) && !lua_istable(L, 5)) luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
   encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
   push_buf(L, &job->out);
   return 1;
 }
-
-static int body_encode_action(lua_State *L, rv_job *job) { return encode_action(L, job, 0); }
-static int body_encode_action_v(lua_State *L, rv_job *job) { return encode_action(L, job, 1); }
 
 /* rv_encode_action(enc, tagged, id, name, args [, n]) -> frame: an ActionRequest from its
  * parts, for conn.c's calls (no message table to build and read back); n counts the args
@@ -867,7 +862,27 @@ int rv_encode_action(lua_State *L) {
   return rv_protect(L, body_encode_action, 1);
 }
 
-int rv_encode_action_v(lua_State *L) { return rv_protect(L, body_encode_action_v, 1); }
+void rv_encode_action_stack(lua_State *L, rv_job *job, int enc, int tagged, lua_Integer id, const char *name,
+                            size_t name_len, int first, int n) {
+  if (!rv_utf8_valid(name, name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
+  rv_to_server m;
+  m.kind = 0;
+  m.subscribe = 0;
+  m.id = id;
+  m.name = name;
+  m.name_len = name_len;
+  m.args_idx = first;
+  m.args_n = n;
+  m.args_stack = 1;
+  job->out.len = job->tmp.len = job->scratch.len = 0;
+  encode_to_server(L, job, enc, enc == ENC_JSON || tagged, &m);
+}
+
+void rv_job_trim(rv_job *job, size_t keep) {
+  if (job->out.cap > keep) rv_buf_free(&job->out);
+  if (job->tmp.cap > keep) rv_buf_free(&job->tmp);
+  if (job->scratch.cap > keep) rv_buf_free(&job->scratch);
+}
 
 /* core.encode_to_server(enc, msg, tagged) -> frame */
 static int l_encode_to_server(lua_State *L) {

@@ -36,6 +36,15 @@ struct rv_job {
  * on error re-raises (raise != 0) or returns nil, message. */
 int rv_protect(lua_State *L, rv_job_fn body, int raise);
 
+/* Encodes ActionRequest{id, name, args} into job->out (emptied first), the args being the
+ * n stack slots from `first` on (nils as null). Unprotected: bad values raise, so the
+ * job's buffers must belong to the caller (conn.c keeps one job per connection: no
+ * allocation per frame once its buffers have grown). */
+void rv_encode_action_stack(lua_State *L, rv_job *job, int enc, int tagged, lua_Integer id, const char *name,
+                            size_t name_len, int first, int n);
+/* Frees a job's buffers that grew past `keep` bytes (a large frame does not stay). */
+void rv_job_trim(rv_job *job, size_t keep);
+
 /* Appends to b or raises "out of memory" (only inside rv_protect). */
 void rv_put(lua_State *L, rv_buf *b, const void *p, size_t n);
 

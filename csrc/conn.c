@@ -86,6 +86,7 @@ typedef struct {
   rv_call **heap; /* min-heap of calls with a deadline */
   size_t heap_n, heap_cap;
   call_list queued, inflight;
+  rv_job job; /* encoding buffers of sm:callv, kept between calls */
 } rv_conn;
 
 /* ---- C bookkeeping ------------------------------------------------------------------- */
@@ -616,15 +617,6 @@ static int register_call(lua_State *L, rv_conn *c, int uv, lua_Integer id, const
 }
 
 
-/* Pushes an ActionRequest encoder and its first arguments (enc, tagged, id, the name at 2). */
-static void push_encoder(lua_State *L, rv_conn *c, lua_CFunction fn, lua_Integer id) {
-  lua_pushcfunction(L, fn);
-  lua_pushinteger(L, c->enc);
-  lua_pushboolean(L, c->tagged);
-  lua_pushinteger(L, id);
-  lua_pushvalue(L, 2);
-}
-
 static int l_call(lua_State *L) {
   rv_conn *c = check_sm(L);
   size_t nlen;
@@ -640,7 +632,11 @@ static int l_call(lua_State *L) {
   lua_Integer id = c->next_id;
 
   /* Encode first: bad user values raise here, before anything changes. */
-  push_encoder(L, c, rv_encode_action, id);
+  lua_pushcfunction(L, rv_encode_action);
+  lua_pushinteger(L, c->enc);
+  lua_pushboolean(L, c->tagged);
+  lua_pushinteger(L, id);
+  lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_pushinteger(L, nargs);
   lua_call(L, 6, 1);
@@ -664,9 +660,11 @@ static int l_callv(lua_State *L) {
   int uv = push_uv(L);
   lua_Integer id = c->next_id;
 
-  push_encoder(L, c, rv_encode_action_v, id);
-  for (int i = 0; i < nargs; i++) lua_pushvalue(L, 5 + i);
-  lua_call(L, 4 + nargs, 1);
+  /* straight into the connection's own buffers: a bad value raises with nothing to
+   * free, so no protected call is needed */
+  rv_encode_action_stack(L, &c->job, c->enc, c->tagged, id, name, nlen, 5, nargs);
+  lua_pushlstring(L, c->job.out.data ? c->job.out.data : "", c->job.out.len);
+  rv_job_trim(&c->job, 64 * 1024);
   return register_call(L, c, uv, id, name, nlen, deadline, 4, lua_gettop(L), 1);
 }
 
@@ -1050,6 +1048,7 @@ static int l_attempt(lua_State *L) {
 static int l_gc(lua_State *L) {
   rv_conn *c = check_sm(L);
   free_all(c);
+  rv_job_trim(&c->job, 0);
   return 0;
 }
 

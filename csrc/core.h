@@ -21,8 +21,6 @@ extern const char rv_key_bytes_mt;
 /* codec.c: encodes an ActionRequest frame from (enc index, tagged, id, name, args); a
  * lua_CFunction, called by conn.c with lua_call so that bad values raise as usual. */
 int rv_encode_action(lua_State *L);
-/* The same with the args themselves: (enc index, tagged, id, name, args...). */
-int rv_encode_action_v(lua_State *L);
 
 /* Each part adds its functions to the module table on top of the stack. */
 void rv_codec_open(lua_State *L); /* codec.c, json.c, cbor.c, bare.c */

@@ -42,10 +42,23 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* The loop metatable, also kept under this key's address: checking self by address is
+ * cheaper than luaL_checkudata's look-up by name, and every loop method does it. */
+static const char loop_mt_key = 0;
+
 rv_loop *rv_check_loop(lua_State *L) {
-  rv_loop *lp = luaL_checkudata(L, 1, RV_LOOP_MT);
-  if (!lp->multi) luaL_error(L, "rivet loop is closed");
-  return lp;
+  rv_loop *lp = lua_touserdata(L, 1);
+  if (lp && lua_getmetatable(L, 1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_mt_key);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) {
+      if (!lp->multi) luaL_error(L, "rivet loop is closed");
+      return lp;
+    }
+  }
+  luaL_typeerror(L, 1, RV_LOOP_MT);
+  return NULL;
 }
 
 static void req_free(rv_loop *lp, rv_req *r) {
@@ -466,6 +479,8 @@ void rv_loop_open(lua_State *L) {
     rv_ws_methods(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_mt_key);
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_new);

@@ -334,7 +334,7 @@ function Scheduler:step(timeout)
   if wait == huge then wait = 3600 end
   local out, wsout = self.out, self.wsout
   local n, m = self.loop:poll(wait, out, wsout)
-  local inflight = self.inflight
+  local inflight, t = self.inflight, nil
   for i = 1, n do
     local r = out[i]
     out[i] = nil
@@ -346,7 +346,8 @@ function Scheduler:step(timeout)
   end
   if m > 0 then
     -- id, kind, then the event's two values (loop:poll, csrc/ws.c rv_ws_collect)
-    local owners, t = self.ws_owners, now()
+    local owners = self.ws_owners
+    t = now()
     for j = 1, m * 4, 4 do
       local id, kind, a, b = wsout[j], WS_EVENTS[wsout[j + 1]], wsout[j + 2], wsout[j + 3]
       wsout[j], wsout[j + 1], wsout[j + 2], wsout[j + 3] = nil, nil, nil, nil
@@ -361,7 +362,7 @@ function Scheduler:step(timeout)
   -- and a table must not gain keys while pairs() walks it.
   nw = self.next_wake
   if nw ~= huge then
-    local t = now()
+    t = t or now() -- (a source that fell due while the events ran is pumped next step)
     if nw <= t then
       local sources, due, next_wake = self.sources, nil, huge
       for src in pairs(sources) do
