@@ -145,6 +145,21 @@ describe("raw fetch (" .. env.server .. ")", function()
   end)
 end)
 
+-- Message i of a numbered series: its number, then bytes that depend on it.
+local function numbered(i, size)
+  return string.format("%05d", i) .. string.rep(string.char(i % 256), size - 5)
+end
+
+-- Receives messages 1..n of a numbered series (echoed back), checking each whole.
+local function expect_numbered(ws, n, size)
+  for i = 1, n do
+    local data = ws:receive(30)
+    assert.is_string(data)
+    assert.are.equal(size, #data)
+    assert.are.equal(numbered(i, size), data)
+  end
+end
+
 describe("raw websocket (" .. env.server .. ")", function()
   local client, raw
   before_each(function()
@@ -284,16 +299,8 @@ describe("raw websocket (" .. env.server .. ")", function()
     local ws = raw:websocket("/big")
     assert.are.equal("hello", (ws:receive(10)))
     local n, size = 100, 30 * 1024
-    for i = 1, n do
-      ws:send(string.format("%05d", i) .. string.rep(string.char(i % 256), size - 5), "binary")
-    end
-    for i = 1, n do
-      local data = ws:receive(30)
-      assert.is_string(data)
-      assert.are.equal(size, #data)
-      assert.are.equal(string.format("%05d", i), data:sub(1, 5))
-      assert.are.equal(string.char(i % 256):rep(16), data:sub(-16))
-    end
+    for i = 1, n do assert.is_true(ws:send(numbered(i, size), "binary")) end
+    expect_numbered(ws, n, size)
     ws:close()
   end)
 
@@ -307,19 +314,11 @@ describe("raw websocket (" .. env.server .. ")", function()
       assert.are.equal("hello", (ws:receive(10)))
       px:stall()
       local n, size = 400, 48 * 1024 -- 19 MB: more than the buffers on both sides hold
-      for i = 1, n do
-        assert.is_true(ws:send(string.format("%05d", i) .. string.rep(string.char(i % 256), size - 5), "binary"))
-      end
+      for i = 1, n do assert.is_true(ws:send(numbered(i, size), "binary")) end
       pc:poll(0.2) -- the loop runs while nothing can be written
       assert.are.equal("open", ws.status)
       px:flow()
-      for i = 1, n do
-        local data = ws:receive(30)
-        assert.is_string(data)
-        assert.are.equal(size, #data)
-        assert.are.equal(string.format("%05d", i), data:sub(1, 5))
-        assert.are.equal(string.char(i % 256):rep(16), data:sub(-16))
-      end
+      expect_numbered(ws, n, size)
       ws:close()
     end)
     pc:dispose()
