@@ -213,6 +213,23 @@ int rv_bare_action_response(const char *s, size_t len, lua_Integer *id, const ch
   return 1;
 }
 
+int rv_bare_event(const char *s, size_t len, const char **name, size_t *namelen, const char **args, size_t *argslen) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (len < 3) return 0;
+  unsigned version = p[0] | ((unsigned)p[1] << 8);
+  if (version < 1 || version > MAX_VERSION || p[2] != 3) return 0;
+  size_t pos = 3;
+  uint64_t n;
+  if (!peek_uint(p, len, &pos, &n) || n > len - pos) return 0;
+  *name = s + pos;
+  *namelen = (size_t)n;
+  pos += (size_t)n;
+  if (!peek_uint(p, len, &pos, &n) || n != len - pos) return 0;
+  *args = s + pos;
+  *argslen = (size_t)n;
+  return 1;
+}
+
 void rv_bare_decode_to_client(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch) {
   bdec d = {L, (const unsigned char *)p, len, 0, tagged, 0};
   read_version(&d);

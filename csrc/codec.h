@@ -157,5 +157,7 @@ void rv_bare_decode_to_client(lua_State *L, const char *p, size_t len, int tagge
  * bytes only (no Lua, never raises); anything else (other tags, bad bytes) returns 0
  * and goes through rv_bare_decode_to_client. */
 int rv_bare_action_response(const char *p, size_t len, lua_Integer *id, const char **out, size_t *outlen);
+/* The same for an Event (tag 3): its name and the CBOR bytes of its args. */
+int rv_bare_event(const char *p, size_t len, const char **name, size_t *namelen, const char **args, size_t *argslen);
 
 #endif

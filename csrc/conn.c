@@ -803,21 +803,44 @@ static int respond(lua_State *L, rv_conn *c, int uv, lua_Integer id, int direct)
   return 0;
 }
 
-/* The common frame in BARE, an ActionResponse, straight to its call: no message table. */
-static int feed_bare_response(lua_State *L, rv_conn *c, int uv, lua_Integer id, const char *out, size_t outlen,
-                              int direct) {
+/* Pushes the value of CBOR bytes decoded in a protected call; 0 (the error pushed
+ * instead) when they are malformed. */
+static int decode_value(lua_State *L, rv_conn *c, const char *s, size_t len) {
   rv_buf scratch;
   rv_buf_init(&scratch);
-  output_job j = {out, outlen, c->tagged, &scratch};
+  output_job j = {s, len, c->tagged, &scratch};
   lua_pushcfunction(L, decode_output);
   lua_pushlightuserdata(L, &j);
   int rc = lua_pcall(L, 1, 1, 0);
   rv_buf_free(&scratch);
-  if (rc != LUA_OK) {
+  return rc == LUA_OK;
+}
+
+/* The common frames in BARE, ActionResponse and Event, are read without building a
+ * message table: the response goes straight to its call, the event to the outbox. */
+static int feed_bare_response(lua_State *L, rv_conn *c, int uv, lua_Integer id, const char *out, size_t outlen,
+                              int direct) {
+  if (!decode_value(L, c, out, outlen)) {
     malformed(L, c, uv, -1);
     return 0;
   }
   return respond(L, c, uv, id, direct);
+}
+
+static int feed_bare_event(lua_State *L, rv_conn *c, int uv, const char *name, size_t namelen, const char *args,
+                           size_t argslen) {
+  lua_pushlstring(L, name, namelen);
+  if (!decode_value(L, c, args, argslen)) {
+    malformed(L, c, uv, -1);
+    return 0;
+  }
+  if (!lua_istable(L, -1)) {
+    lua_pushliteral(L, "bare: Event args is not an array");
+    malformed(L, c, uv, -1);
+    return 0;
+  }
+  out_item(L, c, uv, IT_EVENT, 2);
+  return 0;
 }
 
 static int l_feed(lua_State *L) {
@@ -834,8 +857,14 @@ static int l_feed(lua_State *L) {
   lua_Integer rid;
   const char *out;
   size_t outlen;
-  if (c->enc == ENC_BARE && c->status == ST_CONNECTED && rv_bare_action_response(frame, flen, &rid, &out, &outlen))
-    return feed_bare_response(L, c, uv, rid, out, outlen, direct);
+  if (c->enc == ENC_BARE && c->status == ST_CONNECTED) {
+    if (rv_bare_action_response(frame, flen, &rid, &out, &outlen))
+      return feed_bare_response(L, c, uv, rid, out, outlen, direct);
+    const char *ename;
+    size_t enamelen;
+    if (rv_bare_event(frame, flen, &ename, &enamelen, &out, &outlen))
+      return feed_bare_event(L, c, uv, ename, enamelen, out, outlen);
+  }
 
   lua_pushvalue(L, UP_DECODE);
   lua_pushstring(L, enc_names[c->enc]);

@@ -97,21 +97,21 @@ end
 
 local function report(self, err) each_cb(self, "error", run_error_cb, err) end
 
-local function run_handler(self, fn, ...)
-  self._sched:spawn(function(...)
-    local ok, e = pcall(fn, ...)
-    if not ok then
-      local cb = self._cb
-      if not (cb and cb.error and #cb.error > 0) then
-        -- nobody listens: do not let a broken handler fail silently
-        io.stderr:write("rivet: an event handler failed (add conn:onError to handle this): ", tostring(e), "\n")
-        return
-      end
-      if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
-      report(self, e)
+local function handler_task(self, fn, ...)
+  local ok, e = pcall(fn, ...)
+  if not ok then
+    local cb = self._cb
+    if not (cb and cb.error and #cb.error > 0) then
+      -- nobody listens: do not let a broken handler fail silently
+      io.stderr:write("rivet: an event handler failed (add conn:onError to handle this): ", tostring(e), "\n")
+      return
     end
-  end, true, ...)
+    if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
+    report(self, e)
+  end
 end
+
+local function run_handler(self, fn, ...) self._sched:spawn(handler_task, true, self, fn, ...) end
 
 local function fire(self, kind, ...) each_cb(self, kind, run_handler, ...) end
 
@@ -177,12 +177,19 @@ function flush_items(self, out, n)
         for i = 1, nargs do
           if b[i] == null then b[i] = nil end
         end
-        -- copy: a once-listener removes itself while we iterate
-        local list = table.move(ls, 1, #ls, 1, {})
-        for i = 1, #list do
-          local l = list[i]
+        local nls = #ls
+        if nls == 1 then
+          local l = ls[1]
           if l.once then self:_remove_listener(a, l) end
           run_handler(self, l.fn, table.unpack(b, 1, nargs))
+        else
+          -- copy: a once-listener removes itself while we iterate
+          local list = table.move(ls, 1, nls, 1, {})
+          for i = 1, nls do
+            local l = list[i]
+            if l.once then self:_remove_listener(a, l) end
+            run_handler(self, l.fn, table.unpack(b, 1, nargs))
+          end
         end
       end
     elseif kind == IT_STATUS then
