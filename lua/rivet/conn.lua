@@ -111,7 +111,7 @@ local function handler_task(self, fn, ...)
   end
 end
 
-local function run_handler(self, fn, ...) self._sched:spawn(handler_task, true, self, fn, ...) end
+local function run_handler(self, fn, ...) self._sched:go(handler_task, self, fn, ...) end
 
 local function fire(self, kind, ...) each_cb(self, kind, run_handler, ...) end
 

@@ -14,6 +14,15 @@ local huge = math.huge
 
 local WS_EVENTS = core.ws_events -- "open", "message", "close", "error" by number
 local AWAIT = setmetatable({}, { __name = "rivet.await" }) -- what a task yields while it waits
+local DONE = setmetatable({}, { __name = "rivet.done" })   -- what a worker yields between tasks
+local POOL_MAX = 32 -- idle workers a scheduler keeps
+
+-- The body of a pooled coroutine (Scheduler:go): runs one function, then waits for the
+-- next. An error ends the coroutine as it would any task's (it is not reused).
+local function worker(fn, ...)
+  fn(...)
+  return worker(co_yield(DONE))
+end
 
 --------------------------------------------------------------------------------------
 -- Future: one value or one error, settled once.
@@ -146,6 +155,7 @@ function Scheduler.new(loop)
     next_wake = huge, -- no source's _wake is earlier (set_wake keeps it so; may be stale-early)
     ws_owners = setmetatable({}, { __mode = "v" }), -- WebSocket id -> object with :_on_ws(id, kind, a, b)
     unhandled = nil,  -- errors of user tasks nobody awaited
+    pool = {},        -- idle worker coroutines (Scheduler:go)
   }, Scheduler)
 end
 
@@ -167,6 +177,32 @@ function Scheduler:spawn(fn, internal, ...)
   local co, fut = new_task(self, fn, internal, ...)
   self:_wake(co)
   return fut
+end
+
+--- Runs fn(...) as an internal task nobody waits for (event handlers): like
+--- spawn(fn, true, ...), but without a future, and on a pooled coroutine that it takes
+--- only when its turn comes, so the handlers of a burst of events run one after the
+--- other on the same few coroutines (as many as wait at the same time).
+function Scheduler:go(fn, ...)
+  local rec = table.pack(fn, ...)
+  rec.go = true
+  local r = self.ready
+  r[#r + 1] = rec
+end
+
+-- Starts a go() record on a pooled coroutine (a new one when none is idle).
+local function start_worker(self, rec)
+  local pool = self.pool
+  local n = #pool
+  local co
+  if n > 0 then
+    co = pool[n]
+    pool[n] = nil
+  else
+    co = co_create(worker)
+  end
+  self.tasks[co] = { co = co, fut = false, internal = true, args = rec, queued = false }
+  self:_resume(co)
 end
 
 --- Calls fn(...) from the loop, in order with the tasks that are ready, without a
@@ -206,6 +242,7 @@ local function finish(self, task, ok, value)
   self.tasks[co] = nil
   if not task.internal then self.ntasks = self.ntasks - 1 end
   local fut = task.fut
+  if not fut then return end -- a worker's task (go)
   if not ok and not task.internal and not fut._waiters and not fut._cb1 then
     -- nobody is waiting for this task: its error must not vanish
     local u = self.unhandled
@@ -234,6 +271,10 @@ function Scheduler:_resume(co)
   end
   if co_status(co) == "dead" then
     finish(self, task, ok, ok and a or traceback(co, a))
+  elseif a == DONE and not task.fut then
+    finish(self, task, true, nil)
+    local pool = self.pool
+    if #pool < POOL_MAX then pool[#pool + 1] = co end
   elseif a ~= AWAIT then
     self:_wake(co) -- a plain coroutine.yield() inside a task: let the others run, then go on
   end
@@ -250,6 +291,8 @@ function Scheduler:_run_ready()
     local x = r[i]
     if type(x) == "thread" then
       self:_resume(x)
+    elseif x.go then
+      start_worker(self, x)
     else
       x.fn(table.unpack(x, 1, x.n)) -- a deferred call (defer)
     end
