@@ -281,25 +281,28 @@ local function report_failure(self, e)
   if not log.enabled() then io.stderr:write("rivet: a WebSocket handler failed: ", msg, "\n") end
 end
 
--- Runs every handler of `event` in its own internal task (so a handler may wait on
--- other calls); an error in one goes to the "error" handlers, never out of poll().
-local function fire(self, event, ...)
-  local list = self._cb[event]
-  if #list == 0 then return end
-  list = table.move(list, 1, #list, 1, {})
-  for i = 1, #list do
-    local fn = list[i]
-    self._sched:spawn(function(...)
-      local ok, e = pcall(fn, ...)
-      if ok then return end
-      if event == "error" or #self._cb.error == 0 then
-        report_failure(self, e)
-      else
-        if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
-        fire(self, "error", e)
-      end
-    end, true, ...)
+local fire
+
+local function handler_task(self, event, fn, ...)
+  local ok, e = pcall(fn, ...)
+  if ok then return end
+  if event == "error" or #self._cb.error == 0 then
+    report_failure(self, e)
+  else
+    if not errors.is(e) then e = errors.new("client", "handler_failed", tostring(e)) end
+    fire(self, "error", e)
   end
+end
+
+-- Runs every handler of `event` in an internal task of its own (so a handler may wait
+-- on other calls; Scheduler:go); an error in one goes to the "error" handlers, never
+-- out of poll().
+function fire(self, event, ...)
+  local list = self._cb[event]
+  local n = #list
+  if n == 0 then return end
+  if n > 1 then list = table.move(list, 1, n, 1, {}) end
+  for i = 1, n do self._sched:go(handler_task, self, event, list[i], ...) end
 end
 
 -- The socket is gone (close, error, timeout, dispose): wake every receiver with err.
