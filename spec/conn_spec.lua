@@ -7,14 +7,7 @@ local env = require("spec.support.env")
 
 local now = core.now
 
--- Runs the loop until pred() is true; fails after `secs` seconds.
-local function wait_for(client, pred, secs, what)
-  local deadline = now() + (secs or 10)
-  while not pred() do
-    assert(now() < deadline, "timed out waiting for " .. (what or "a condition"))
-    client:poll(0.02)
-  end
-end
+local wait_for = env.wait_for
 
 -- Records the frames a connection sends (wraps the client's loop; conn.lua sends
 -- through client._loop).

@@ -6,13 +6,7 @@ local env = require("spec.support.env")
 
 local now = core.now
 
-local function wait_for(client, pred, secs, what)
-  local deadline = now() + (secs or 10)
-  while not pred() do
-    assert(now() < deadline, "timed out waiting for " .. (what or "a condition"))
-    client:poll(0.02)
-  end
-end
+local wait_for = env.wait_for
 
 describe("logging (" .. env.server .. ")", function()
   local client

@@ -7,13 +7,7 @@ local proxy = require("spec.support.proxy")
 
 local now = core.now
 
-local function wait_for(client, pred, secs, what)
-  local deadline = now() + (secs or 10)
-  while not pred() do
-    assert(now() < deadline, "timed out waiting for " .. (what or "a condition"))
-    client:poll(0.02)
-  end
-end
+local wait_for = env.wait_for
 
 -- Records status changes with their times.
 local function track(conn)

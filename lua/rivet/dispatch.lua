@@ -3,6 +3,8 @@
 -- arguments travel as an array with explicit nulls, and transient errors are retried
 -- with one policy (handles and raw fetch).
 local core = require("rivet.core")
+local log = require("rivet.log")
+local protocol = require("rivet.protocol")
 
 local null = core.null
 local array_mt = core.array_mt
@@ -38,6 +40,22 @@ M.MAX_LIFECYCLE_RETRIES = 5
 --- The pause before retry number `attempt` (1, 2, ...): 25 ms, doubling, at most 200 ms.
 function M.retry_pause(attempt)
   return math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+end
+
+--- After attempt number `attempt` failed with err: when err is a transient lifecycle
+--- error (protocol.is_lifecycle) with retries and time before `deadline` left, logs
+--- `what` with `fields` (plus the error and the attempt), sleeps the pause and returns
+--- the next attempt's number; otherwise raises err.
+function M.retry_after(sched, err, attempt, deadline, what, fields)
+  if not protocol.is_lifecycle(err) or attempt >= M.MAX_LIFECYCLE_RETRIES then error(err, 0) end
+  attempt = attempt + 1
+  local pause = M.retry_pause(attempt)
+  if core.now() + pause >= deadline then error(err, 0) end
+  fields.error = tostring(err.group) .. "." .. tostring(err.code)
+  fields.attempt = attempt
+  log.emit("debug", what, fields)
+  sched:sleep(pause)
+  return attempt
 end
 
 --- Arguments as an array with explicit nulls (Lua cannot hold nil in a table).

@@ -210,15 +210,9 @@ local function invoke(self, name, args, deadline)
       reresolved = true
       log.emit("debug", "actor gone, looking its key up again", { actor = self._name, action = name })
       self._id = false
-    elseif protocol.is_lifecycle(err) and attempt < MAX_LIFECYCLE_RETRIES then
-      attempt = attempt + 1
-      log.emit("debug", "retrying action after a transient error",
-        { actor = self._name, action = name, error = tostring(err.group) .. "." .. tostring(err.code), attempt = attempt })
-      local pause = retry_pause(attempt)
-      if now() + pause >= deadline then error(err, 0) end
-      c._sched:sleep(pause)
     else
-      error(err, 0)
+      attempt = dispatch.retry_after(c._sched, err, attempt, deadline, "retrying action after a transient error",
+        { actor = self._name, action = name })
     end
   end
 end

@@ -13,8 +13,6 @@ local null = core.null
 
 local M = {}
 
-local MAX_LIFECYCLE_RETRIES = dispatch.MAX_LIFECYCLE_RETRIES
-local retry_pause = dispatch.retry_pause
 
 --------------------------------------------------------------------------------------
 -- Shared helpers
@@ -242,15 +240,9 @@ function M.fetch(h, input, init, level)
       reresolved = true
       h._id = false
       log.emit("debug", "fetch: the actor is gone, looking its key up again", { actor = h._name, code = err.code })
-    elseif protocol.is_lifecycle(err) and attempt < MAX_LIFECYCLE_RETRIES then
-      attempt = attempt + 1
-      local pause = retry_pause(attempt)
-      if now() + pause >= deadline then error(err, 0) end
-      log.emit("debug", "fetch: retrying after a transient gateway error",
-        { actor = h._name, error = err.group .. "." .. err.code, attempt = attempt })
-      c._sched:sleep(pause)
     else
-      error(err, 0)
+      attempt = dispatch.retry_after(c._sched, err, attempt, deadline, "fetch: retrying after a transient gateway error",
+        { actor = h._name })
     end
   end
 end

