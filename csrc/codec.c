@@ -835,7 +835,7 @@ static int body_encode_to_server(lua_State *L, rv_job *job) {
   return 1;
 }
 
-/* (enc, tagged, id, name, args table [, count]) -> an ActionRequest frame */
+/* (enc, tagged, id, name, args table) -> an ActionRequest frame */
 static int body_encode_action(lua_State *L, rv_job *job) {
   int enc = (int)lua_tointeger(L, 1);
   rv_to_server m;
@@ -845,7 +845,7 @@ static int body_encode_action(lua_State *L, rv_job *job) {
   m.name = lua_tolstring(L, 4, &m.name_len);
   m.args_idx = 5;
   m.args_stack = 0;
-  m.args_n = lua_isinteger(L, 6) ? lua_tointeger(L, 6) : -1;
+  m.args_n = -1;
   if (!m.name || !rv_utf8_valid(m.name, m.name_len)) luaL_error(L, "encode_to_server: name must be valid UTF-8");
   if (!lua_isnil(L, 5) && !lua_istable(L, 5)) luaL_error(L, "encode_to_server: ActionRequest.args must be a table");
   encode_to_server(L, job, enc, enc == ENC_JSON || lua_toboolean(L, 2), &m);
@@ -853,12 +853,11 @@ static int body_encode_action(lua_State *L, rv_job *job) {
   return 1;
 }
 
-/* rv_encode_action(enc, tagged, id, name, args [, n]) -> frame: an ActionRequest from its
- * parts, for conn.c's calls (no message table to build and read back); n counts the args
- * (nil ones too) when given. enc is the index into enc_names (conn.c uses the same
- * order). Raises like encode_to_server. */
+/* rv_encode_action(enc, tagged, id, name, args) -> frame: an ActionRequest from its parts,
+ * for sm:call (no message table to build and read back). enc is the index into enc_names
+ * (conn.c uses the same order). Raises like encode_to_server. */
 int rv_encode_action(lua_State *L) {
-  lua_settop(L, 6);
+  lua_settop(L, 5);
   return rv_protect(L, body_encode_action, 1);
 }
 

@@ -536,12 +536,6 @@ static int l_start(lua_State *L) {
   return 1;
 }
 
-/* sm:call(name, args, deadline?, fut?, n?, direct?) -> id [, frame]
- * fut (any value, e.g. the caller's future) comes back as the result item's `fut`: the
- * caller needs no id -> future table of its own (a hash that, with ids always new and
- * a steady number in flight, would be rebuilt on almost every insert). n: how many args
- * (nil ones are sent as null); default: #args. direct: a frame to be sent at once is
- * returned instead of queued as a send item (the caller sends it and needs no drain). */
 /* Registers call `id` (its frame at `frame`, the caller's value at futi) and sends,
  * queues or fails it: the common part of sm:call and sm:callv, after encoding. */
 static int register_call(lua_State *L, rv_conn *c, int uv, lua_Integer id, const char *name, size_t nlen,
@@ -617,6 +611,11 @@ static int register_call(lua_State *L, rv_conn *c, int uv, lua_Integer id, const
 }
 
 
+/* sm:call(name, args, deadline?, fut?) -> id
+ * fut (any value, e.g. the caller's future) comes back as the result item's `fut`: the
+ * caller needs no id -> future table of its own (a hash that, with ids always new and
+ * a steady number in flight, would be rebuilt on almost every insert). The frame goes
+ * to the outbox as a send item (sm:callv hands it back instead). */
 static int l_call(lua_State *L) {
   rv_conn *c = check_sm(L);
   size_t nlen;
@@ -624,9 +623,6 @@ static int l_call(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   double deadline = lua_isnoneornil(L, 4) ? HUGE_VAL : luaL_checknumber(L, 4);
   if (deadline != deadline) luaL_argerror(L, 4, "deadline is NaN");
-  lua_Integer nargs = luaL_optinteger(L, 6, -1);
-  if (nargs < -1 || (nargs >= 0 && lua_isnoneornil(L, 3))) luaL_argerror(L, 6, "bad argument count");
-  int direct = lua_toboolean(L, 7);
   lua_settop(L, 5);
   int uv = push_uv(L);
   lua_Integer id = c->next_id;
@@ -638,9 +634,8 @@ static int l_call(lua_State *L) {
   lua_pushinteger(L, id);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
-  lua_pushinteger(L, nargs);
-  lua_call(L, 6, 1);
-  return register_call(L, c, uv, id, name, nlen, deadline, 5, lua_gettop(L), direct);
+  lua_call(L, 5, 1);
+  return register_call(L, c, uv, id, name, nlen, deadline, 5, lua_gettop(L), 0);
 }
 
 /* sm:callv(name, deadline|nil, fut|nil, ...) -> id [, frame]: sm:call in direct mode with

@@ -276,31 +276,6 @@ for _, cfg in ipairs(configs) do
       assert.are.equal(3, sm:pending())
     end)
 
-    it("sends nil args as null when given their count", function()
-      local sm = connected()
-      sm:call("a", { nil, 2, nil }, nil, nil, 3)
-      local s = sends(drain(sm))
-      assert.are.equal(3, #s[1].args)
-      assert.are.same({ NULL, 2, NULL }, { s[1].args[1], s[1].args[2], s[1].args[3] })
-      assert.has_error(function() sm:call("b", { 1 }, nil, nil, -2) end)
-    end)
-
-    it("direct calls return the frame to send instead of queueing it, only when connected", function()
-      local sm = new()
-      local id, frame = sm:call("early", { 1 }, nil, "f0", nil, true)
-      assert.are.equal(0, id)
-      assert.is_nil(frame) -- not connected: queued, sent after Init
-      sm:start(0)
-      sm:feed(S.init("actor1", "conn1"), 0)
-      assert.are.equal(1, #sends(drain(sm)))
-      id, frame = sm:call("now", { 2 }, nil, "f1", nil, true)
-      assert.are.equal(1, id)
-      local p = parse_sent(enc, tagged, frame)
-      assert.are.same({ "ActionRequest", 1, "now" }, { p.tag, p.id, p.name })
-      assert.are.equal(0, #drain(sm)) -- nothing queued for it
-      assert.are.equal(2, sm:pending())
-    end)
-
     it("callv takes the args themselves, nils as null, and returns the frame when connected", function()
       local sm = new()
       assert.are.same({ 0 }, { sm:callv("early", nil, "f0", 1) }) -- not connected: queued

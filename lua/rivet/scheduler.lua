@@ -186,8 +186,7 @@ end
 function Scheduler:go(fn, ...)
   local rec = table.pack(fn, ...)
   rec.go = true
-  local r = self.ready
-  r[#r + 1] = rec
+  self.ready[#self.ready + 1] = rec
 end
 
 -- Starts a go() record on a pooled coroutine (a new one when none is idle).
@@ -211,8 +210,7 @@ end
 function Scheduler:defer(fn, ...)
   local rec = table.pack(...)
   rec.fn = fn
-  local r = self.ready
-  r[#r + 1] = rec
+  self.ready[#self.ready + 1] = rec
 end
 
 --- Starts fn(...) in a new task at once (from a deferred call: keeps its place in line).
