@@ -10,17 +10,17 @@ local now = core.now
 local wait_for = env.wait_for
 
 -- Records the frames a connection sends (wraps the client's loop; conn.lua sends
--- through client._loop).
+-- through client._transport).
 local function spy_sends(client)
-  local real = client._loop
+  local real = client._transport
   local sent = {}
-  client._loop = setmetatable({
+  client._transport = setmetatable({
     ws_send = function(_, id, data, binary)
       sent[#sent + 1] = data
       return real:ws_send(id, data, binary)
     end,
   }, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
-  return sent, function() client._loop = real end
+  return sent, function() client._transport = real end
 end
 
 for _, enc in ipairs(env.encodings) do
@@ -322,7 +322,7 @@ for _, enc in ipairs(env.encodings) do
         end
         assert.is_nil(weak[1])
         -- the socket is gone: the loop refuses to send on it
-        wait_for(client, function() return client._loop:ws_send(ws, "x", true) == false end, 5, "the socket to close")
+        wait_for(client, function() return client._transport:ws_send(ws, "x", true) == false end, 5, "the socket to close")
       end)
     end)
 
@@ -330,17 +330,17 @@ for _, enc in ipairs(env.encodings) do
       it("opens 60 connections at once, at most a few connecting at a time; disposing waiting ones stops them", function()
         local h = client.counter:getOrCreate(env.key("c-many"))
         h:resolve()
-        local c0 = client._loop:ws_counts() -- sockets of other tests still closing
+        local c0 = client._transport:ws_counts() -- sockets of other tests still closing
         local base = c0.open + c0.connecting + c0.waiting
         local conns = {}
         for i = 1, 60 do conns[i] = h:connect() end
-        local counts = client._loop:ws_counts()
+        local counts = client._transport:ws_counts()
         assert.is_true(counts.waiting > 0, "the burst waits for connect slots")
         -- the last ten have not started: disposing them ends them without a socket
         for i = 51, 60 do conns[i]:dispose() end
         local most = 0
         wait_for(client, function()
-          local c = client._loop:ws_counts()
+          local c = client._transport:ws_counts()
           most = math.max(most, c.connecting)
           for i = 1, 50 do if conns[i].status ~= "connected" then return false end end
           return true
@@ -352,7 +352,7 @@ for _, enc in ipairs(env.encodings) do
         for i = 51, 60 do assert.are.equal("disposed", conns[i].status) end
         for i = 1, 50 do conns[i]:dispose() end
         wait_for(client, function()
-          local c = client._loop:ws_counts()
+          local c = client._transport:ws_counts()
           return c.open + c.connecting + c.waiting <= base
         end, 10, "every socket to close")
       end)

@@ -2,7 +2,7 @@
 local core = require("rivet.core")
 local errors = require("rivet.errors")
 local protocol = require("rivet.protocol")
-local Scheduler = require("rivet.scheduler")
+local runtime = require("rivet.runtime")
 local Handle = require("rivet.handle")
 
 local now = core.now
@@ -83,8 +83,9 @@ function Client.new(endpoint, opts)
   local pool = check_opt(opts, "pool", "string", 3) or os.getenv("RIVET_POOL") or os.getenv("RIVET_RUNNER") or "default"
   local ca_file = check_opt(opts, "ca_file", "string", 3)
   local insecure = opts.insecure == true
+  local kind = runtime.pick(opts.transport, 3)
 
-  local loop = core.loop()
+  local transport, sched = runtime.new(kind)
   local self = {
     _endpoint = endpoint,
     _url = parse_endpoint(endpoint),
@@ -96,8 +97,9 @@ function Client.new(endpoint, opts)
     _pool = pool,
     _ca_file = ca_file,
     _insecure = insecure,
-    _loop = loop,
-    _sched = Scheduler.new(loop),
+    _transport = transport,
+    _transport_kind = kind,
+    _sched = sched,
     _accessors = {},
     _profile = false,
     _profiling = false,
@@ -181,7 +183,7 @@ function methods:_server(deadline)
   self._profile = p
   -- only the 2.3 engine needs immediate ACKs (protocol.md §15); elsewhere they cost
   -- a syscall and a packet per read
-  self._loop:set_quickack(p.line == "2.3")
+  self._transport:set_quickack(p.line == "2.3")
   fut:resolve(p)
   return p
 end
@@ -320,7 +322,7 @@ function methods:dispose()
   for src in pairs(sched.sources) do
     if src.dispose then src:dispose() end
   end
-  self._loop:close()
+  self._transport:close()
   self._disposed_error = disposed
 end
 

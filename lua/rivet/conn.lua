@@ -3,16 +3,18 @@
 -- backoff; this file moves bytes between it and the loop's WebSocket and turns what it
 -- reports into futures, listeners and callbacks.
 local core = require("rivet.core")
+local compat = require("rivet.compat")
 local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
 local log = require("rivet.log")
 local protocol = require("rivet.protocol")
 local raw = require("rivet.raw")
-local new_future = require("rivet.scheduler").Future.new
+local new_future = require("rivet.future").new
 
 local now = core.now
 local null = core.null
 local log_on = log.enabled
+local unpack = compat.unpack
 
 local Conn = {}
 local methods = {}
@@ -154,7 +156,7 @@ end
 -- Applies the drained items: five slots per item, the kind and its values
 -- (core.conn_items, csrc/conn.c); each slot is cleared as it is read.
 function flush_items(self, out, n)
-  local loop = self._client._loop
+  local loop = self._client._transport
   for j = 1, n * 5, 5 do
     local kind, a, b, c = out[j], out[j + 1], out[j + 2], out[j + 3]
     out[j], out[j + 1], out[j + 2], out[j + 3], out[j + 4] = nil, nil, nil, nil, nil
@@ -181,14 +183,14 @@ function flush_items(self, out, n)
         if nls == 1 then
           local l = ls[1]
           if l.once then self:_remove_listener(a, l) end
-          run_handler(self, l.fn, table.unpack(b, 1, nargs))
+          run_handler(self, l.fn, unpack(b, 1, nargs))
         else
           -- copy: a once-listener removes itself while we iterate
           local list = table.move(ls, 1, nls, 1, {})
           for i = 1, nls do
             local l = list[i]
             if l.once then self:_remove_listener(a, l) end
-            run_handler(self, l.fn, table.unpack(b, 1, nargs))
+            run_handler(self, l.fn, unpack(b, 1, nargs))
           end
         end
       end
@@ -281,7 +283,7 @@ function methods:pump()
   if a and t >= a then
     self._attempt_deadline = false
     if self._ws and sm:status() == "connecting" then
-      self._client._loop:ws_close(self._ws, 1000, "timeout")
+      self._client._transport:ws_close(self._ws, 1000, "timeout")
     end
   end
   if sm:tick(t) and not self._attempting and not self._ws then
@@ -291,7 +293,7 @@ function methods:pump()
   self:_flush()
 end
 
-local function ws_target(self, id)
+local function ws_target(self, id, deadline)
   local client = self._client
   local u = client._url
   local p = client._profile
@@ -319,6 +321,7 @@ local function ws_target(self, id)
     headers = client._extra_headers,
     ca_file = client._ca_file,
     insecure = client._insecure,
+    deadline = deadline,
   }
 end
 
@@ -334,7 +337,7 @@ local function open_socket(self, ok, id, deadline)
   if sm:status() ~= "connecting" then return end
   local target, err
   if ok then
-    target, err = ws_target(self, id)
+    target, err = ws_target(self, id, deadline)
   else
     err = id
   end
@@ -346,7 +349,7 @@ local function open_socket(self, ok, id, deadline)
     self:_flush()
     return
   end
-  local ws = client._loop:ws_open(target)
+  local ws = client._transport:ws_open(target)
   self._ws = ws
   self._attempt_deadline = deadline
   local w = self._wake
@@ -393,7 +396,7 @@ function methods:_start_call(name, level, ...)
     error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
   end
   if frame then
-    self._client._loop:ws_send(self._ws, frame, self._binary)
+    self._client._transport:ws_send(self._ws, frame, self._binary)
     local w = self._wake -- the earliest deadline of the pending calls
     if not w or deadline < w then sched:set_wake(self, deadline) end
     return fut
@@ -517,7 +520,7 @@ conn_mt.__gc = function(self)
   local ws = rawget(self, "_ws")
   local client = rawget(self, "_client")
   if ws and client and not client._disposed then
-    pcall(client._loop.ws_close, client._loop, ws, 1000, "Disposed")
+    pcall(client._transport.ws_close, client._transport, ws, 1000, "Disposed")
   end
 end
 

@@ -3,6 +3,7 @@
 -- switch of the library lives here (protocol.md §3.5).
 local core = require("rivet.core")
 local errors = require("rivet.errors")
+local is_integer = require("rivet.compat").is_integer
 
 local M = {}
 
@@ -60,7 +61,7 @@ function M.check_key(key, level)
   end
   local out, n = {}, #key
   for k in pairs(key) do
-    if math.type(k) ~= "integer" or k < 1 or k > n then
+    if not is_integer(k) or k < 1 or k > n then
       error("actor key must be an array of strings (found key " .. tostring(k) .. ")", level + 1)
     end
   end

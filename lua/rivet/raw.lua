@@ -3,6 +3,7 @@
 -- params and the client's token the way the official client does (§11), never in
 -- anything printed.
 local core = require("rivet.core")
+local compat = require("rivet.compat")
 local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
 local protocol = require("rivet.protocol")
@@ -379,7 +380,7 @@ end
 function ws_methods:dispose()
   if self.status == "closed" then return end
   local c = self._client
-  if self._ws then pcall(c._loop.ws_close, c._loop, self._ws, 1000, "Disposed") end
+  if self._ws then pcall(c._transport.ws_close, c._transport, self._ws, 1000, "Disposed") end
   finish(self, 1000, "Disposed", errors.new("client", "disposed", "the client was disposed"))
 end
 
@@ -400,14 +401,14 @@ function ws_methods:send(data, mode)
     error("bad argument #2 to 'send': expected \"text\" or \"binary\", got " .. tostring(mode), 2)
   end
   local binary = mode == "binary"
-  if not binary and not utf8.len(data) then
+  if not binary and not compat.valid_utf8(data) then
     error("bad argument #1 to 'send': a text frame must be valid UTF-8 (send bytes with \"binary\")", 2)
   end
   if self.status == "closed" then return nil, self._final_err end
   if self.status == "closing" then
     return nil, errors.new("client", "websocket_closed", "the WebSocket is closing")
   end
-  if not self._client._loop:ws_send(self._ws, data, binary) then
+  if not self._client._transport:ws_send(self._ws, data, binary) then
     return nil, errors.new("client", "websocket_closed", "the WebSocket is closed")
   end
   return true
@@ -473,7 +474,7 @@ end
 --- Closes the socket (default 1000); the "close" event and receivers see the outcome.
 function ws_methods:close(code, reason)
   check_self(self, "close", "ws:close([code [, reason]])")
-  if code ~= nil and (math.type(code) ~= "integer" or not (code == 1000 or (code >= 3000 and code <= 4999))) then
+  if code ~= nil and (not compat.is_integer(code) or not (code == 1000 or (code >= 3000 and code <= 4999))) then
     error("bad argument #1 to 'close': code must be 1000 or an integer in 3000..4999", 2)
   end
   if reason ~= nil and (type(reason) ~= "string" or #reason > 123) then
@@ -481,7 +482,7 @@ function ws_methods:close(code, reason)
   end
   if self.status == "closed" or self.status == "closing" then return end
   self.status = "closing"
-  self._client._loop:ws_close(self._ws, code or 1000, reason or "")
+  self._client._transport:ws_close(self._ws, code or 1000, reason or "")
 end
 
 function WebSocket.__tostring(self)
@@ -492,7 +493,7 @@ WebSocket.__close = function(self) self:close() end
 WebSocket.__gc = function(self)
   local ws, c = rawget(self, "_ws"), rawget(self, "_client")
   if ws and c and not c._disposed and self.status ~= "closed" then
-    pcall(c._loop.ws_close, c._loop, ws, 1000, "Disposed")
+    pcall(c._transport.ws_close, c._transport, ws, 1000, "Disposed")
   end
 end
 
@@ -531,7 +532,7 @@ function M.websocket(h, path, protocols, opts, level)
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
     error("bad argument #3 to 'websocket': timeout must be a positive number of seconds", level + 1)
   end
-  if opts.max_message ~= nil and math.type(opts.max_message) ~= "integer" then
+  if opts.max_message ~= nil and not compat.is_integer(opts.max_message) then
     error("bad argument #3 to 'websocket': max_message must be an integer", level + 1)
   end
 
@@ -575,7 +576,7 @@ function M.websocket(h, path, protocols, opts, level)
     _waiters = {},
     _cb = { open = {}, message = {}, close = {}, error = {} },
   }, WebSocket)
-  local ws = c._loop:ws_open({
+  local ws = c._transport:ws_open({
     host = u.host,
     port = u.port,
     tls = u.tls,
@@ -585,6 +586,7 @@ function M.websocket(h, path, protocols, opts, level)
     ca_file = c._ca_file,
     insecure = c._insecure,
     max_message = opts.max_message,
+    deadline = deadline,
   })
   self._ws = ws
   sched.ws_owners[ws] = self
@@ -593,7 +595,7 @@ function M.websocket(h, path, protocols, opts, level)
   self._open_timer = sched:timer(deadline, function()
     if self.status == "connecting" then
       self._timed_out = true
-      c._loop:ws_close(ws, 1000, "timeout")
+      c._transport:ws_close(ws, 1000, "timeout")
     end
   end)
   log.emit("debug", "raw WebSocket opening", { actor = h._name, path = self._path })

@@ -6,16 +6,22 @@
 -- than the timeout it is given, so one step() is the unit game loops call each tick.
 local core = require("rivet.core")
 local errors = require("rivet.errors")
+local compat = require("rivet.compat")
 
 local now = core.now
 local co_running, co_resume, co_status, co_yield, co_create =
   coroutine.running, coroutine.resume, coroutine.status, coroutine.yield, coroutine.create
 local huge = math.huge
+local floor = math.floor
+local pack, unpack = compat.pack, compat.unpack
 
 local WS_EVENTS = core.ws_events -- "open", "message", "close", "error" by number
 local AWAIT = setmetatable({}, { __name = "rivet.await" }) -- what a task yields while it waits
 local DONE = setmetatable({}, { __name = "rivet.done" })   -- what a worker yields between tasks
 local POOL_MAX = 32 -- idle workers a scheduler keeps
+
+local Future = require("rivet.future")
+local settle = Future.settle
 
 -- The body of a pooled coroutine (Scheduler:go): runs one function, then waits for the
 -- next. An error ends the coroutine as it would any task's (it is not reused).
@@ -25,87 +31,13 @@ local function worker(fn, ...)
 end
 
 --------------------------------------------------------------------------------------
--- Future: one value or one error, settled once.
---------------------------------------------------------------------------------------
-local Future = {}
-Future.__index = Future
-Future.__name = "rivet.Future"
-
-function Future.new(sched)
-  -- the nil fields only size the table for what settling and waiting add later, so
-  -- that adding them does not grow (rehash) it
-  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil }, Future)
-end
-
-local function settle(fut, ok, value)
-  if fut.done then return false end
-  fut.done, fut.ok, fut.value = true, ok, value
-  local w = fut._waiters
-  if w then
-    fut._waiters = nil
-    local sched = fut._sched
-    for i = 1, #w do sched:_wake(w[i]) end
-  end
-  local cb = fut._cb1
-  if cb then
-    fut._cb1 = nil
-    cb(fut)
-    local cbs = fut._callbacks
-    if cbs then
-      fut._callbacks = nil
-      for i = 1, #cbs do cbs[i](fut) end
-    end
-  end
-  return true
-end
-
---- Settles the future with a value (ignored if it is already settled).
-function Future:resolve(value) return settle(self, true, value) end
---- Settles the future with an error (ignored if it is already settled).
-function Future:reject(err) return settle(self, false, err) end
-
---- Waits for the value (yielding inside a task, running the loop elsewhere); raises the
---- error the future settled with. `timeout` (seconds) bounds this wait only.
-function Future:await(timeout)
-  if timeout ~= nil and type(timeout) ~= "number" then
-    error("bad argument #1 to 'await': timeout must be a number of seconds", 2)
-  end
-  return self._sched:await(self, timeout)
-end
-
---- Like await, but returns true, value or false, err instead of raising.
-function Future:result(timeout)
-  return pcall(self._sched.await, self._sched, self, timeout)
-end
-
---- Calls fn(future) once the future settles (at once if it already has).
-function Future:onSettled(fn)
-  if self.done then
-    fn(self)
-  else
-    -- the first callback (the usual case) in a field of its own, more in a list
-    if not self._cb1 then
-      self._cb1 = fn
-    else
-      local cbs = self._callbacks
-      if cbs then cbs[#cbs + 1] = fn else self._callbacks = { fn } end
-    end
-  end
-end
-
-function Future:__tostring()
-  if not self.done then return "rivet.Future (pending)" end
-  return self.ok and "rivet.Future (resolved)" or ("rivet.Future (failed: " .. tostring(self.value) .. ")")
-end
-
---------------------------------------------------------------------------------------
 -- Timers: a binary min-heap of {at=, fn=} entries; cancelled entries are skipped.
 --------------------------------------------------------------------------------------
 local function heap_push(h, t)
   local i = #h + 1
   h[i] = t
   while i > 1 do
-    local p = i // 2
+    local p = floor(i / 2)
     if h[p].at <= t.at then break end
     h[i], h[p] = h[p], t
     i = p
@@ -166,7 +98,7 @@ function Scheduler:future() return Future.new(self) end
 local function new_task(self, fn, internal, ...)
   local fut = Future.new(self)
   local co = co_create(fn)
-  self.tasks[co] = { co = co, fut = fut, internal = internal, args = table.pack(...), queued = false }
+  self.tasks[co] = { co = co, fut = fut, internal = internal, args = pack(...), queued = false }
   if not internal then self.ntasks = self.ntasks + 1 end
   return co, fut
 end
@@ -184,7 +116,7 @@ end
 --- only when its turn comes, so the handlers of a burst of events run one after the
 --- other on the same few coroutines (as many as wait at the same time).
 function Scheduler:go(fn, ...)
-  local rec = table.pack(fn, ...)
+  local rec = pack(fn, ...)
   rec.go = true
   self.ready[#self.ready + 1] = rec
 end
@@ -208,7 +140,7 @@ end
 --- coroutine of its own: for notifications that usually find nothing to do, and that
 --- start a task (run_task) only when they do.
 function Scheduler:defer(fn, ...)
-  local rec = table.pack(...)
+  local rec = pack(...)
   rec.fn = fn
   self.ready[#self.ready + 1] = rec
 end
@@ -263,7 +195,7 @@ function Scheduler:_resume(co)
   local args = task.args
   if args then
     task.args = nil
-    ok, a = co_resume(co, table.unpack(args, 1, args.n))
+    ok, a = co_resume(co, unpack(args, 1, args.n))
   else
     ok, a = co_resume(co)
   end
@@ -292,7 +224,7 @@ function Scheduler:_run_ready()
     elseif x.go then
       start_worker(self, x)
     else
-      x.fn(table.unpack(x, 1, x.n)) -- a deferred call (defer)
+      x.fn(unpack(x, 1, x.n)) -- a deferred call (defer)
     end
   end
 end

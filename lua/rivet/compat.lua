@@ -1,0 +1,70 @@
+-- What Lua 5.4 and LuaJIT 2.1 (the 5.1 language) spell differently, in one place, so
+-- that every other file of the library parses and runs on both.
+local M = {}
+
+--- table.pack: {n = select("#", ...), ...}.
+M.pack = table.pack or function(...) return { n = select("#", ...), ... } end
+
+--- table.unpack (5.1: the global unpack).
+M.unpack = table.unpack or unpack -- luacheck: ignore 113
+
+local math_type = math.type
+local floor = math.floor
+
+--- True when v is an integer: the integer subtype on 5.4; on LuaJIT, which has no
+--- subtype, an integral number within ±2^53 (exact as a double).
+if math_type then
+  function M.is_integer(v) return math_type(v) == "integer" end
+else
+  function M.is_integer(v)
+    return type(v) == "number" and v == floor(v) and v >= -9007199254740992 and v <= 9007199254740992
+  end
+end
+
+--- Whether s is valid UTF-8 (utf8.len where the library has it).
+if utf8 and utf8.len then
+  local len = utf8.len
+  function M.valid_utf8(s) return len(s) ~= nil end
+else
+  local byte = string.byte
+  -- RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF
+  function M.valid_utf8(s)
+    local i, n = 1, #s
+    while i <= n do
+      local c = byte(s, i)
+      if c < 0x80 then
+        i = i + 1
+      else
+        local need, lo, hi
+        if c >= 0xC2 and c <= 0xDF then
+          need, lo, hi = 1, 0x80, 0xBF
+        elseif c == 0xE0 then
+          need, lo, hi = 2, 0xA0, 0xBF
+        elseif c == 0xED then
+          need, lo, hi = 2, 0x80, 0x9F
+        elseif c >= 0xE1 and c <= 0xEF then
+          need, lo, hi = 2, 0x80, 0xBF
+        elseif c == 0xF0 then
+          need, lo, hi = 3, 0x90, 0xBF
+        elseif c >= 0xF1 and c <= 0xF3 then
+          need, lo, hi = 3, 0x80, 0xBF
+        elseif c == 0xF4 then
+          need, lo, hi = 3, 0x80, 0x8F
+        else
+          return false
+        end
+        if i + need > n then return false end
+        local c2 = byte(s, i + 1)
+        if c2 < lo or c2 > hi then return false end
+        for k = i + 2, i + need do
+          local ck = byte(s, k)
+          if ck < 0x80 or ck > 0xBF then return false end
+        end
+        i = i + need + 1
+      end
+    end
+    return true
+  end
+end
+
+return M

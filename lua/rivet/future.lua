@@ -1,0 +1,79 @@
+-- Futures: one value or one error, settled once. Shared by both schedulers: a future
+-- asks its scheduler to wait (sched:await) and to wake its waiters (sched:_wake), so
+-- it works the same over the native loop and inside nginx.
+local Future = {}
+Future.__index = Future
+Future.__name = "rivet.Future"
+
+function Future.new(sched)
+  -- the nil fields only size the table for what settling and waiting add later, so
+  -- that adding them does not grow (rehash) it
+  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil }, Future)
+end
+
+--- Settles fut (ok, value) unless it is already settled; wakes its waiters and runs its
+--- callbacks. Returns true if this call settled it.
+local function settle(fut, ok, value)
+  if fut.done then return false end
+  fut.done, fut.ok, fut.value = true, ok, value
+  local w = fut._waiters
+  if w then
+    fut._waiters = nil
+    local sched = fut._sched
+    for i = 1, #w do sched:_wake(w[i]) end
+  end
+  local cb = fut._cb1
+  if cb then
+    fut._cb1 = nil
+    cb(fut)
+    local cbs = fut._callbacks
+    if cbs then
+      fut._callbacks = nil
+      for i = 1, #cbs do cbs[i](fut) end
+    end
+  end
+  return true
+end
+
+--- Settles the future with a value (ignored if it is already settled).
+function Future:resolve(value) return settle(self, true, value) end
+--- Settles the future with an error (ignored if it is already settled).
+function Future:reject(err) return settle(self, false, err) end
+
+--- Waits for the value (yielding inside a task, running the loop elsewhere); raises the
+--- error the future settled with. `timeout` (seconds) bounds this wait only.
+function Future:await(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'await': timeout must be a number of seconds", 2)
+  end
+  return self._sched:await(self, timeout)
+end
+
+--- Like await, but returns true, value or false, err instead of raising.
+function Future:result(timeout)
+  return pcall(self._sched.await, self._sched, self, timeout)
+end
+
+--- Calls fn(future) once the future settles (at once if it already has).
+function Future:onSettled(fn)
+  if self.done then
+    fn(self)
+  else
+    -- the first callback (the usual case) in a field of its own, more in a list
+    if not self._cb1 then
+      self._cb1 = fn
+    else
+      local cbs = self._callbacks
+      if cbs then cbs[#cbs + 1] = fn else self._callbacks = { fn } end
+    end
+  end
+end
+
+function Future:__tostring()
+  if not self.done then return "rivet.Future (pending)" end
+  return self.ok and "rivet.Future (resolved)" or ("rivet.Future (failed: " .. tostring(self.value) .. ")")
+end
+
+Future.settle = settle
+
+return Future
