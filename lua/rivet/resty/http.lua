@@ -1,0 +1,215 @@
+-- A small HTTP/1.1 client over nginx cosockets (Debian packages none): one request per
+-- call, in the calling light thread, with keep-alive pools (setkeepalive), TLS through
+-- sslhandshake with verification on, Content-Length and chunked bodies, and every wait
+-- bounded by the request's timeout. Results have the shape of the native loop's:
+-- {status=, headers={lower-case name = value, repeated ones joined by ", "}, body=}, or
+-- {err=kind, message=} with the kinds of protocol.transport_error.
+local ngx = ngx
+local now = require("rivet.core").now
+
+local M = {}
+
+local KEEPALIVE_IDLE_MS = 4000 -- below Node's 5 s keepAliveTimeout: we close first
+local POOL_SIZE = 64
+
+-- scheme, host, port, target ("/path?query") of an http(s) URL
+local function parse_url(url)
+  local scheme, rest = url:match("^(https?)://(.*)$")
+  if not scheme then return nil end
+  local hostport, target = rest:match("^([^/?#]*)(.*)$")
+  local host, port = hostport:match("^%[(.-)%]:?(%d*)$")
+  if not host then host, port = hostport:match("^([^:]*):?(%d*)$") end
+  if not host or host == "" then return nil end
+  local tls = scheme == "https"
+  if target == "" then target = "/" elseif target:sub(1, 1) ~= "/" then target = "/" .. target end
+  target = target:gsub("#.*$", "")
+  return tls, host, tonumber(port) or (tls and 443 or 80), target, hostport
+end
+M.parse_url = parse_url
+
+--- The kind of a cosocket error message (as protocol.transport_error names them).
+function M.classify(err, during)
+  err = tostring(err)
+  if err:find("timeout", 1, true) then return "timeout" end
+  if during == "tls" or err:find("ssl", 1, true) or err:find("certificate", 1, true) then return "tls_failed" end
+  if err:find("resolve", 1, true) or err:find("resolver", 1, true) then return "dns_failed" end
+  if during == "connect" then return "connection_refused" end
+  return "connection_lost"
+end
+local classify = M.classify
+
+local function fail(kind, msg) return { err = kind, message = msg } end
+
+-- Milliseconds left before `deadline`, at least 1.
+local function ms_left(deadline)
+  local ms = math.floor((deadline - now()) * 1000)
+  return ms > 0 and ms or 1
+end
+
+--- Connects (or takes a pooled connection) and does the TLS handshake. Returns sock, or
+--- nil, kind, message.
+--- `pool`: the keep-alive pool's prefix ("rivet-http" for requests; WebSockets pass a
+--- name whose pool stays empty, so they always get a fresh connection).
+function M.connect(tls, host, port, deadline, insecure, pool)
+  local sock = ngx.socket.tcp()
+  local ms = ms_left(deadline)
+  sock:settimeouts(ms, ms, ms)
+  pool = (pool or "rivet-http") .. (tls and "s:" or ":") .. host .. ":" .. port .. (insecure and ":insecure" or "")
+  local ok, err = sock:connect(host, port, { pool = pool, pool_size = POOL_SIZE })
+  if not ok then return nil, classify(err, "connect"), "connect to " .. host .. ":" .. port .. ": " .. tostring(err) end
+  if tls and sock:getreusedtimes() == 0 then
+    ok, err = sock:sslhandshake(nil, host, not insecure)
+    if not ok then
+      sock:close()
+      return nil, classify(err, "tls"), "TLS handshake with " .. host .. ": " .. tostring(err)
+    end
+  end
+  return sock
+end
+
+-- The request head. Header lines are "Name: value"; as with libcurl, "Name;" sends the
+-- header with an empty value and "Name:" removes a header this client would add.
+local function build_head(method, target, hostport, headers, body)
+  local out = { method, " ", target, " HTTP/1.1\r\n" }
+  local removed, given = {}, {}
+  local lines = {}
+  for i = 1, #(headers or {}) do
+    local h = headers[i]
+    local name, value = h:match("^([^:;]+):%s*(.*)$")
+    if name then
+      local ln = name:lower()
+      if value == "" then
+        removed[ln] = true
+      else
+        given[ln] = true
+        lines[#lines + 1] = name .. ": " .. value
+      end
+    else
+      name = h:match("^([^:;]+);$")
+      if name then
+        given[name:lower()] = true
+        lines[#lines + 1] = name .. ": "
+      end
+    end
+  end
+  local function add(name, value)
+    local ln = name:lower()
+    if not removed[ln] and not given[ln] then out[#out + 1] = name .. ": " .. value .. "\r\n" end
+  end
+  add("Host", hostport)
+  add("Accept", "*/*")
+  if body then
+    out[#out + 1] = "Content-Length: " .. #body .. "\r\n"
+  elseif method == "POST" or method == "PUT" or method == "PATCH" then
+    out[#out + 1] = "Content-Length: 0\r\n"
+  end
+  for i = 1, #lines do out[#out + 1] = lines[i] .. "\r\n" end
+  out[#out + 1] = "\r\n"
+  return table.concat(out)
+end
+
+-- Reads the status line and headers. Returns status, headers, version, or nil, err.
+local function read_head(sock)
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err end
+    local version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
+    if not status then return nil, "malformed status line" end
+    status = tonumber(status)
+    local headers = {}
+    while true do
+      local h, herr = sock:receive("*l")
+      if not h then return nil, herr end
+      if h == "" then break end
+      local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+      if name then
+        name = name:lower()
+        local prev = headers[name]
+        headers[name] = prev and (prev .. ", " .. value) or value
+      end
+    end
+    -- 1xx answers (100 Continue) come before the real one
+    if status >= 200 or status == 101 then return status, headers, version end
+  end
+end
+M.read_head = read_head
+
+-- Reads a chunked body; returns body, or nil, err.
+local function read_chunked(sock)
+  local parts = {}
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err end
+    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    if not size then return nil, "malformed chunk size" end
+    if size == 0 then
+      -- trailers, up to the empty line
+      repeat
+        local t, terr = sock:receive("*l")
+        if not t then return nil, terr end
+      until t == ""
+      return table.concat(parts)
+    end
+    local data, derr = sock:receive(size)
+    if not data then return nil, derr end
+    parts[#parts + 1] = data
+    local crlf, cerr = sock:receive(2)
+    if crlf ~= "\r\n" then return nil, cerr or "malformed chunk" end
+  end
+end
+
+--- One request: req = {method=, url=, headers={"Name: value"}, body=, timeout=s,
+--- insecure=}. Returns the result table (see the top of this file).
+function M.request(req)
+  local deadline = now() + (req.timeout or 30)
+  local tls, host, port, target, hostport = parse_url(req.url)
+  if not tls and tls ~= false then return fail("bad_url", "not an http(s) URL") end
+  local method = req.method or "GET"
+  local head = build_head(method, target, hostport, req.headers, req.body)
+  for attempt = 1, 2 do
+    local sock, kind, msg = M.connect(tls, host, port, deadline, req.insecure)
+    if not sock then return fail(kind, msg) end
+    local reused = sock:getreusedtimes() > 0
+    local ok, err = sock:send(req.body and { head, req.body } or head)
+    local status, headers, version
+    if ok then
+      status, headers, version = read_head(sock)
+      if not status then err = headers end
+    end
+    if status then
+      local body, berr = "", nil
+      local keep = version == "1.1"
+      local conn = headers["connection"]
+      if conn and conn:lower():find("close", 1, true) then keep = false end
+      if method == "HEAD" or status == 204 or status == 304 or status == 101 then
+        body = ""
+      elseif headers["transfer-encoding"] and headers["transfer-encoding"]:lower():find("chunked", 1, true) then
+        body, berr = read_chunked(sock)
+      elseif headers["content-length"] then
+        local n = tonumber(headers["content-length"])
+        if not n or n < 0 then
+          body, berr = nil, "malformed content-length"
+        elseif n > 0 then
+          body, berr = sock:receive(n)
+        end
+      else
+        keep = false
+        body, berr = sock:receive("*a")
+      end
+      if not body then
+        sock:close()
+        return fail(classify(berr), "reading the response body: " .. tostring(berr))
+      end
+      if keep then sock:setkeepalive(KEEPALIVE_IDLE_MS, POOL_SIZE) else sock:close() end
+      return { status = status, headers = headers, body = body }
+    end
+    sock:close()
+    -- a pooled connection the server had closed meanwhile: nothing was answered, so
+    -- try once on a new one
+    if not (reused and attempt == 1 and err == "closed") then
+      return fail(classify(err), tostring(err))
+    end
+  end
+end
+
+return M
