@@ -174,12 +174,17 @@ function methods:_gateway_headers(encoding)
   return h
 end
 
+-- The request body of an action call in the client's encoding for server profile p.
+local function encode_body(c, args, p)
+  local enc = c._encoding
+  return core.encode_http_action_request(enc, args, protocol.tagged(p, enc))
+end
+
 -- One attempt: returns output, or nil, err (an ActorError) for the retry policy to judge.
-local function send_action(self, id, name, args, p, deadline)
+local function send_action(self, id, name, body, p, deadline)
   local c = self._client
   local enc = c._encoding
   local tagged = protocol.tagged(p, enc)
-  local body = core.encode_http_action_request(enc, args, tagged)
   local res = c:_http({
     method = "POST",
     url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/action/" .. protocol.pct(name),
@@ -197,13 +202,16 @@ local function send_action(self, id, name, args, p, deadline)
   return nil, protocol.http_error(res, enc, tagged)
 end
 
-local function invoke(self, name, args, deadline)
+-- body: the encoded arguments, or nil when they were only checked (prepare) and are
+-- encoded here, once the server's profile is known.
+local function invoke(self, name, args, body, deadline)
   local c = self._client
   local p = c:_server(deadline)
+  if not body then body = encode_body(c, args, p) end
   local reresolved, attempt = false, 0
   while true do
     local id = self:_resolve(deadline)
-    local out, err = send_action(self, id, name, args, p, deadline)
+    local out, err = send_action(self, id, name, body, p, deadline)
     if not err then return out end
     if self._key and not reresolved and protocol.is_stale(err) then
       -- the cached id may belong to an actor that is gone: look the key up once more
@@ -217,19 +225,29 @@ local function invoke(self, name, args, deadline)
   end
 end
 
--- Checks the arguments can be encoded before anything is sent, so a bad argument is a
--- plain Lua error at the caller (also for async calls).
-local function check_args(args, name, level)
-  local ok, err = pcall(core.cbor_encode, args, false)
-  if not ok then
-    error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
+-- Encodes the arguments at the caller, so that a bad argument is a plain Lua error there
+-- (also for async calls) before anything is sent. Returns the request body; before the
+-- server's profile is known (the first call) they are only checked and nil is returned.
+local function prepare(self, name, args, level)
+  local c = self._client
+  local p = c._profile
+  local ok, body
+  if p then
+    ok, body = pcall(encode_body, c, args, p)
+  else
+    ok, body = pcall(core.cbor_encode, args, false)
+    if ok then body = nil end
   end
+  if not ok then
+    error("bad argument to action '" .. name .. "': " .. tostring(body):gsub("^[^:]*:%d+: ", ""), level + 1)
+  end
+  return body
 end
 
 function methods:_call(name, level, ...)
   local args = pack_args(...)
-  check_args(args, name, level)
-  return invoke(self, name, args, self:_deadline())
+  local body = prepare(self, name, args, level)
+  return invoke(self, name, args, body, self:_deadline())
 end
 
 --- Calls action `name` with the given arguments (for names that clash with methods).
@@ -248,9 +266,9 @@ function methods:async(name, ...)
     error("bad argument #1 to 'async': action name must be a non-empty string, got " .. type(name), 2)
   end
   local args = pack_args(...)
-  check_args(args, name, 2)
+  local body = prepare(self, name, args, 2)
   local deadline = self:_deadline()
-  return self._client._sched:spawn(invoke, true, self, name, args, deadline)
+  return self._client._sched:spawn(invoke, true, self, name, args, body, deadline)
 end
 
 --- Opens a live connection (WebSocket) to the actor; params override the handle's.
