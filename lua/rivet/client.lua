@@ -322,6 +322,7 @@ function methods:dispose()
   for src in pairs(sched.sources) do
     if src.dispose then src:dispose() end
   end
+  sched.closed = true -- waits after this find nothing to poll, only the failures above
   self._transport:close()
   self._disposed_error = disposed
 end

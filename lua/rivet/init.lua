@@ -47,11 +47,13 @@ end
 --- True when e is a rivet.ActorError (optionally of kind "group" or "group.code").
 rivet.isActorError = errors.is
 
---- Waits for every future in the array; returns their values in order. Raises the first
---- error (after all have settled, so none is left running unobserved).
+--- Waits for every future in the array; returns their values in order (an array: nil
+--- where a future resolved to nothing) and their count. Raises the first error (after
+--- all have settled, so none is left running unobserved). The array has no extra keys,
+--- so it can be passed back to an action as an array.
 function rivet.all(futures)
   if type(futures) ~= "table" then error("bad argument #1 to 'all': expected an array of futures", 2) end
-  local results, first_err = { n = #futures }, nil
+  local results, first_err = setmetatable({}, core.array_mt), nil
   for i = 1, #futures do
     local f = futures[i]
     if type(f) ~= "table" or type(f.await) ~= "function" then
@@ -61,7 +63,7 @@ function rivet.all(futures)
     if ok then results[i] = v elseif first_err == nil then first_err = v end
   end
   if first_err ~= nil then error(first_err, 0) end
-  return results
+  return results, #futures
 end
 
 return rivet

@@ -294,9 +294,12 @@ end
 --- (less if a timer is due, none if a task is ready), complete requests, fire timers,
 --- resume the tasks that became ready.
 function Scheduler:step(timeout)
-  if self.ready[1] then self:_run_ready() end
   local wait = timeout or 0
-  if self.ready[1] then wait = 0 end
+  if self.ready[1] then
+    -- tasks ran: what the caller waits for may have happened, so do not sleep now
+    self:_run_ready()
+    wait = 0
+  end
   local at = self.timers[1] and self:_next_timer()
   local nw = self.next_wake
   if nw ~= huge and (not at or nw < at) then at = nw end
@@ -306,7 +309,8 @@ function Scheduler:step(timeout)
   end
   if wait == huge then wait = 3600 end
   local out, wsout = self.out, self.wsout
-  local n, m = self.loop:poll(wait, out, wsout)
+  local n, m = 0, 0
+  if not self.closed then n, m = self.loop:poll(wait, out, wsout) end
   local inflight, t = self.inflight, nil
   for i = 1, n do
     local r = out[i]
