@@ -1,7 +1,9 @@
 -- rivet.client(endpoint, opts): options, the loop, server detection and accessors.
 local core = require("rivet.core")
 local errors = require("rivet.errors")
+local log = require("rivet.log")
 local protocol = require("rivet.protocol")
+local options = require("rivet.options")
 local runtime = require("rivet.runtime")
 local Handle = require("rivet.handle")
 
@@ -11,6 +13,11 @@ local Client = {}
 local methods = {}
 
 local ENCODINGS = { bare = true, cbor = true, json = true }
+local CLIENT_OPTIONS = {
+  "endpoint", "encoding", "timeout", "token", "namespace", "pool", "headers", "ca_file", "insecure",
+  "transport", "disableMetadataLookup",
+}
+local CLIENT_ALIASES = { poolName = "pool" }
 
 local function check_opt(opts, k, ty, level)
   local v = opts[k]
@@ -43,7 +50,8 @@ local function parse_endpoint(endpoint)
   return { host = host, port = port, tls = tls, path = path }
 end
 
---- Creates a client. `endpoint` may be omitted (RIVET_ENDPOINT, else http://127.0.0.1:6420).
+--- Creates a client: Client.new([endpoint], [opts]) or Client.new(opts) with
+--- opts.endpoint. The endpoint may be omitted (RIVET_ENDPOINT, else http://127.0.0.1:6420).
 function Client.new(endpoint, opts)
   if type(endpoint) == "table" and opts == nil then endpoint, opts = nil, endpoint end
   if endpoint ~= nil and type(endpoint) ~= "string" then
@@ -52,7 +60,12 @@ function Client.new(endpoint, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("rivet.client: options must be a table, got " .. type(opts), 3)
   end
-  opts = opts or {}
+  opts = options.aliases(opts or {}, CLIENT_ALIASES, "rivet.client", 3)
+  options.check_keys(opts, CLIENT_OPTIONS, "rivet.client", 3)
+  if opts.endpoint ~= nil then
+    if endpoint ~= nil then error("rivet.client: the endpoint is given twice (argument and option)", 3) end
+    endpoint = check_opt(opts, "endpoint", "string", 3)
+  end
   endpoint = endpoint or os.getenv("RIVET_ENDPOINT") or os.getenv("RIVET_ENGINE") or "http://127.0.0.1:6420"
   local url_ns, url_token
   endpoint, url_ns, url_token = split_userinfo(endpoint)
@@ -83,6 +96,9 @@ function Client.new(endpoint, opts)
   local pool = check_opt(opts, "pool", "string", 3) or os.getenv("RIVET_POOL") or os.getenv("RIVET_RUNNER") or "default"
   local ca_file = check_opt(opts, "ca_file", "string", 3)
   local insecure = opts.insecure == true
+  if opts.disableMetadataLookup ~= nil and type(opts.disableMetadataLookup) ~= "boolean" then
+    error("rivet.client: option 'disableMetadataLookup' must be a boolean, got " .. type(opts.disableMetadataLookup), 3)
+  end
   local kind = runtime.pick(opts.transport, 3)
 
   local transport, sched = runtime.new(kind)
@@ -101,6 +117,7 @@ function Client.new(endpoint, opts)
     _transport_kind = kind,
     _sched = sched,
     _accessors = {},
+    _no_metadata = opts.disableMetadataLookup == true,
     _profile = false,
     _profiling = false,
     _disposed = false,
@@ -161,10 +178,38 @@ function methods:_rest(method, path, query, body, deadline)
   return v
 end
 
---- The server profile (protocol.lua), fetched once from GET /metadata.
+-- /metadata may send clients elsewhere (serverless runners and cloud set-ups name the
+-- engine clients should use): from now on every request goes there, with the namespace
+-- and token it gives, as the official client does.
+local function follow_redirect(self, meta)
+  local ep = meta.clientEndpoint
+  if type(ep) ~= "string" or ep == "" then return end
+  ep = ep:gsub("/+$", "")
+  if not ep:match("^https?://[^/]") then
+    log.emit("warn", "ignoring a clientEndpoint from /metadata that is not an http(s) URL", nil)
+    return
+  end
+  self._endpoint = ep
+  self._url = parse_endpoint(ep)
+  if type(meta.clientNamespace) == "string" and meta.clientNamespace ~= "" then
+    self._namespace = meta.clientNamespace
+  end
+  if type(meta.clientToken) == "string" and meta.clientToken ~= "" then self._token = meta.clientToken end
+  -- never the token itself in a log
+  log.emit("info", "the server redirects clients", { endpoint = ep, namespace = self._namespace })
+end
+
+--- The server profile (protocol.lua), fetched once from GET /metadata (or assumed, with
+--- disableMetadataLookup).
 function methods:_server(deadline)
   local p = self._profile
   if p then return p end
+  if self._no_metadata then
+    p = protocol.assumed_profile()
+    self._profile = p
+    self._transport:set_quickack(true)
+    return p
+  end
   if self._profiling then return self._sched:await(self._profiling) end
   local fut = self._sched:future()
   self._profiling = fut
@@ -174,6 +219,8 @@ function methods:_server(deadline)
     p = protocol.profile(res)
     if not p then
       ok, res = false, errors.new("client", "unknown_server", "GET /metadata did not describe a RivetKit server")
+    else
+      follow_redirect(self, res)
     end
   end
   if not ok then
@@ -202,10 +249,37 @@ Accessor.__index = Accessor
 
 function Accessor:__tostring() return "rivet.Accessor(" .. self._name .. ")" end
 
+-- Handle options by accessor call, and the official client's names for them.
+local HANDLE_OPTIONS = {
+  get = { "params", "getParams", "timeout" },
+  getForId = { "params", "getParams", "timeout" },
+  getOrCreate = { "params", "getParams", "timeout", "input", "region", "pool",
+    "createWithInput", "createInRegion", "poolName" },
+  create = { "params", "getParams", "timeout", "input", "region", "pool", "poolName" },
+}
+local HANDLE_ALIASES = { createWithInput = "input", createInRegion = "region", poolName = "pool" }
+
 local function check_opts(opts, fname)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error("bad argument #2 to '" .. fname .. "': options must be a table, got " .. type(opts), 3)
+  end
+  options.check_keys(opts, HANDLE_OPTIONS[fname], "bad argument #2 to '" .. fname .. "'", 3)
+  opts = options.aliases(opts, HANDLE_ALIASES, "bad argument #2 to '" .. fname .. "'", 3)
+  if opts.getParams ~= nil then
+    if type(opts.getParams) ~= "function" then
+      error("bad argument #2 to '" .. fname .. "': getParams must be a function, got " .. type(opts.getParams), 3)
+    end
+    if opts.params ~= nil then
+      error("bad argument #2 to '" .. fname .. "': give params or getParams, not both", 3)
+    end
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.params, o.getParams = opts.getParams, nil
+    opts = o
+  end
+  if opts.pool ~= nil and type(opts.pool) ~= "string" then
+    error("bad argument #2 to '" .. fname .. "': pool must be a string", 3)
   end
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
     error("bad argument #2 to '" .. fname .. "': timeout must be a positive number of seconds", 3)

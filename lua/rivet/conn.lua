@@ -31,12 +31,27 @@ dispatch.actions(methods, conn_mt, "conn")
 
 local seed_counter = 0
 
---- Internal: handle:connect(params) builds one and starts connecting at once.
-function Conn.new(handle, params)
-  local client = handle._client
-  local p = client:_server(now() + client._timeout)
+-- The state machine of a connection to a server with profile p.
+local function new_sm(client, p)
   seed_counter = seed_counter + 1
   local enc = client._encoding
+  return core.conn_new({
+    encoding = enc,
+    tagged = protocol.tagged(p, enc),
+    line = p.line,
+    seed = math.floor(now() * 1e6) + seed_counter,
+    error_mt = errors.ActorError,
+  })
+end
+
+--- Internal: handle:connect(params) builds one and starts connecting at once. Until the
+--- server's profile is known (GET /metadata, which the state machine's frames depend on)
+--- the connection has no state machine yet: calls wait in `_early` with their deadlines,
+--- and the look-up is retried like a failed attempt (the `early` functions below).
+function Conn.new(handle, params, opts)
+  local client = handle._client
+  local enc = client._encoding
+  local p = client._profile
   local self = setmetatable({
     status = "idle",
     actorId = nil,
@@ -45,13 +60,11 @@ function Conn.new(handle, params)
     _client = client,
     _sched = client._sched,
     _params = params,
-    _sm = core.conn_new({
-      encoding = enc,
-      tagged = protocol.tagged(p, enc),
-      line = p.line,
-      seed = math.floor(now() * 1e6) + seed_counter,
-      error_mt = errors.ActorError,
-    }),
+    _timeout = opts and opts.timeout or handle._timeout or false, -- default deadline of calls
+    _sm = p and new_sm(client, p) or false,
+    _early = false,     -- calls made before the profile was known: {name, args, deadline, fut}
+    _early_failures = 0,
+    _early_retry_at = false,
     _ws = false,
     _binary = enc ~= "json", -- how frames go out
     _attempting = false,
@@ -137,6 +150,7 @@ local flush_items
 -- Applies everything the state machine reported since the last drain, then notes when
 -- pump() is next due (the scheduler pumps only connections whose time has come).
 function methods:_flush()
+  if not self._sm then return self:_early_wake() end
   depth = depth + 1
   local empty = out_pool[depth] or {}
   local n, wake, out = self._sm:drain(empty)
@@ -195,9 +209,12 @@ function flush_items(self, out, n)
         end
       end
     elseif kind == IT_STATUS then
-      self.status = a
-      if log_on() then log.emit("info", "connection status", { actor = self._handle._name, status = a }) end
-      fire(self, "status", a)
+      -- "connecting" may have been reported already, while the profile was looked up
+      if a ~= self.status then
+        self.status = a
+        if log_on() then log.emit("info", "connection status", { actor = self._handle._name, status = a }) end
+        fire(self, "status", a)
+      end
     elseif kind == IT_OPEN then -- a: actorId, b: connectionId
       self.actorId, self.connectionId = a, b
       self._reported = false -- the outage is over
@@ -272,11 +289,12 @@ end
 -- with getForId keep their id.
 function methods:_forget_id()
   local h = self._handle
-  if h._key and self._sm:status() ~= "disposed" then h._id = false end
+  if h._key and self._sm and self._sm:status() ~= "disposed" then h._id = false end
 end
 
 function methods:pump()
   local sm = self._sm
+  if not sm then return self:_early_pump() end
   local t = now()
   -- an attempt that neither opens nor fails in time is abandoned (counts as failed)
   local a = self._attempt_deadline
@@ -362,6 +380,7 @@ end
 -- internal task, because the look-up (or the params function) may wait.
 function methods:_start_attempt()
   local sm = self._sm
+  if not sm then return self:_early_lookup() end
   if sm:status() == "disposed" then return end
   if log_on() then log.emit("debug", "connection attempt", { actor = self._handle._name }) end
   sm:start(now())
@@ -382,14 +401,141 @@ function methods:_start_attempt()
 end
 
 --------------------------------------------------------------------------------------
+-- Before the server's profile is known (no state machine yet)
+--------------------------------------------------------------------------------------
+
+-- Backoff between look-ups, as the state machine's between attempts: full jitter over
+-- 250 ms doubling to 30 s.
+local function early_backoff(n)
+  local cap = math.min(0.25 * 2 ^ (n - 1), 30)
+  return cap * math.random()
+end
+
+local function early_status(self, st)
+  if self.status == st then return end
+  self.status = st
+  if log_on() then log.emit("info", "connection status", { actor = self._handle._name, status = st }) end
+  fire(self, "status", st)
+end
+
+function methods:_early_wake()
+  local w = self._early_retry_at
+  local q = self._early
+  if q then
+    for i = 1, #q do
+      local d = q[i].deadline
+      if not w or d < w then w = d end
+    end
+  end
+  self._sched:set_wake(self, w or false)
+end
+
+-- The profile is known: make the state machine, hand it what waited, and connect.
+local function early_done(self, p)
+  local sm = new_sm(self._client, p)
+  self._sm = sm
+  local q = self._early
+  self._early = false
+  if q then
+    for i = 1, #q do
+      local c = q[i]
+      sm:call(c.name, c.args, c.deadline, c.fut)
+    end
+  end
+  if self._listeners then
+    for name in pairs(self._listeners) do sm:subscribe(name) end
+  end
+  self:_start_attempt()
+end
+
+function methods:_early_lookup()
+  if self._attempting or self.status == "disposed" then return end
+  self._attempting = true
+  early_status(self, "connecting")
+  local client = self._client
+  self._sched:spawn(function()
+    local ok, p = pcall(client._server, client, now() + client._timeout)
+    self._attempting = false
+    if self.status == "disposed" then return end
+    if ok then return early_done(self, p) end
+    -- like a failed attempt: say why unless the server just could not be reached
+    if errors.is(p) and not (p.group == "client" and NETWORK_FAILURES[p.code]) then report(self, p) end
+    if log_on() then
+      log.emit("warn", "connection: the server profile look-up failed", { actor = self._handle._name, error = tostring(p) })
+    end
+    self._early_failures = self._early_failures + 1
+    self._early_retry_at = now() + early_backoff(self._early_failures)
+    self:_early_wake()
+  end, true)
+end
+
+function methods:_early_pump()
+  local t = now()
+  local q = self._early
+  if q then
+    local keep = {}
+    for i = 1, #q do
+      local c = q[i]
+      if c.deadline <= t then
+        c.fut:reject(errors.new("client", "timeout", "the call timed out (the connection never opened)"))
+      else
+        keep[#keep + 1] = c
+      end
+    end
+    self._early = #keep > 0 and keep or false
+  end
+  local r = self._early_retry_at
+  if r and r <= t then
+    self._early_retry_at = false
+    self:_early_lookup()
+  end
+  self:_early_wake()
+end
+
+function methods:_early_call(name, level, ...)
+  local args = dispatch.pack_args(...)
+  -- bad arguments raise here, as they would on a connected connection
+  local ok, err = pcall(core.cbor_encode, args, false)
+  if not ok then
+    error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
+  end
+  local fut = new_future(self._sched)
+  if self.status == "disposed" then
+    fut:reject(errors.new("client", "disposed", "the connection was disposed"))
+    return fut
+  end
+  local q = self._early
+  if not q then q = {}; self._early = q end
+  q[#q + 1] = { name = name, args = args, deadline = now() + (self._timeout or self._client._timeout), fut = fut }
+  self:_early_wake()
+  if not self._attempting and not self._early_retry_at then self:_early_lookup() end
+  return fut
+end
+
+function methods:_early_dispose()
+  if self.status == "disposed" then return end
+  local q = self._early
+  self._early = false
+  self._early_retry_at = false
+  early_status(self, "disposed")
+  if q then
+    for i = 1, #q do q[i].fut:reject(errors.new("client", "disposed", "the connection was disposed")) end
+  end
+  self._listeners = {}
+  self._cb = false
+  self._sched:remove_source(self)
+end
+
+--------------------------------------------------------------------------------------
 -- Public API
 --------------------------------------------------------------------------------------
 
 function methods:_start_call(name, level, ...)
   local sm, sched = self._sm, self._sched
+  if not sm then return self:_early_call(name, level + 1, ...) end
   -- the state machine holds the future and hands it back with the result
   local fut = new_future(sched)
-  local deadline = now() + (self._handle._timeout or self._client._timeout)
+  local deadline = now() + (self._timeout or self._client._timeout)
   -- when connected, callv returns the frame to send instead of queueing it
   local ok, err, frame = pcall(sm.callv, sm, name, deadline, fut, ...)
   if not ok then
@@ -439,7 +585,7 @@ function methods:_remove_listener(name, l)
   end
   if #ls == 0 then
     all[name] = nil
-    if self._sm:status() ~= "disposed" then
+    if self._sm and self._sm:status() ~= "disposed" then
       self._sm:unsubscribe(name)
       self:_flush()
     end
@@ -461,7 +607,7 @@ local function add_listener(self, fname, name, fn, once)
   if not ls then
     ls = {}
     all[name] = ls
-    if self._sm:status() ~= "disposed" then
+    if self._sm and self._sm:status() ~= "disposed" then
       self._sm:subscribe(name)
       self:_flush()
     end
@@ -506,6 +652,7 @@ function methods:onStatusChange(fn) return add_cb(self, "status", "onStatusChang
 --- Closes the connection (1000 "Disposed"), fails pending calls with client.disposed,
 --- removes listeners and stops reconnecting.
 function methods:dispose()
+  if not self._sm then return self:_early_dispose() end
   if self._sm:status() == "disposed" then return end
   self._sm:dispose(now())
   self:_flush()

@@ -33,21 +33,22 @@ function M.actions(methods, mt, what)
   mt.__index = methods
 end
 
---- How often an action (or a raw fetch) is tried again after a transient lifecycle error
---- (protocol.is_lifecycle: the actor was starting, stopping or being rescheduled).
-M.MAX_LIFECYCLE_RETRIES = 5
-
---- The pause before retry number `attempt` (1, 2, ...): 25 ms, doubling, at most 200 ms.
+--- The pause before retry number `attempt` (1, 2, ...) after a transient lifecycle error
+--- (protocol.is_lifecycle: the actor was starting, stopping or being rescheduled): 25 ms
+--- doubling to at most 250 ms, each with up to half of it taken off at random (so many
+--- callers do not retry in step). Calls retry until their deadline, as the official
+--- client does for seconds: an actor that is being rescheduled comes back.
 function M.retry_pause(attempt)
-  return math.min(0.025 * 2 ^ (attempt - 1), 0.2)
+  local p = math.min(0.025 * 2 ^ (attempt - 1), 0.25)
+  return p * (0.5 + 0.5 * math.random())
 end
 
 --- After attempt number `attempt` failed with err: when err is a transient lifecycle
---- error (protocol.is_lifecycle) with retries and time before `deadline` left, logs
---- `what` with `fields` (plus the error and the attempt), sleeps the pause and returns
---- the next attempt's number; otherwise raises err.
+--- error (protocol.is_lifecycle) and there is time before `deadline`, logs `what` with
+--- `fields` (plus the error and the attempt), sleeps the pause and returns the next
+--- attempt's number; otherwise raises err (the last error, not a timeout: it says why).
 function M.retry_after(sched, err, attempt, deadline, what, fields)
-  if not protocol.is_lifecycle(err) or attempt >= M.MAX_LIFECYCLE_RETRIES then error(err, 0) end
+  if not protocol.is_lifecycle(err) then error(err, 0) end
   attempt = attempt + 1
   local pause = M.retry_pause(attempt)
   if core.now() + pause >= deadline then error(err, 0) end

@@ -4,6 +4,7 @@ local core = require("rivet.core")
 local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
 local log = require("rivet.log")
+local options = require("rivet.options")
 local protocol = require("rivet.protocol")
 
 local now = core.now
@@ -14,8 +15,6 @@ local Handle = {}
 local methods = {}
 Handle.methods = methods
 
-local MAX_LIFECYCLE_RETRIES = dispatch.MAX_LIFECYCLE_RETRIES
-local retry_pause = dispatch.retry_pause
 
 local handle_mt = {
   __name = "rivet.ActorHandle",
@@ -40,6 +39,7 @@ function Handle.new(client, name, key, mode, opts)
     _params = opts.params,
     _input = opts.input,
     _region = opts.region or false,
+    _pool = opts.pool or false,
     _timeout = opts.timeout or false,
   }, handle_mt)
 end
@@ -57,7 +57,7 @@ local function create_body(self, p)
   local body = {
     name = self._name,
     key = protocol.serialize_key(self._key or {}),
-    runner_name_selector = c._pool,
+    runner_name_selector = self._pool or c._pool,
     crash_policy = "sleep",
   }
   if self._input ~= nil then
@@ -75,12 +75,9 @@ local function rest_retry(self, method, path, query, body, deadline)
   while true do
     local ok, res = pcall(c._rest, c, method, path, query, body, deadline)
     if ok then return res end
-    attempt = attempt + 1
-    if not (errors.is(res) and protocol.is_lifecycle(res)) or attempt > MAX_LIFECYCLE_RETRIES
-        or now() + 0.05 * attempt >= deadline then
-      error(res, 0)
-    end
-    c._sched:sleep(retry_pause(attempt))
+    if not errors.is(res) then error(res, 0) end
+    attempt = dispatch.retry_after(c._sched, res, attempt, deadline, "retrying an actor look-up after a transient error",
+      { actor = self._name })
   end
 end
 
@@ -133,10 +130,60 @@ function methods:_create()
   self._mode = "id"
 end
 
+--- After a 2.3 scheduling error (guard.actor_ready_timeout / actor_runner_failed) for
+--- actor `id`: raises the error with the engine's reason in its metadata ({actorId,
+--- details}) when the actor records one (it failed to start: retrying will not help),
+--- as the official client does; returns otherwise (the caller retries).
+function methods:_check_scheduling(err, id, deadline)
+  if not (err.group == "guard" and (err.code == "actor_ready_timeout" or err.code == "actor_runner_failed")) then
+    return
+  end
+  local c = self._client
+  local ok, res = pcall(c._rest, c, "GET", "/actors", "actor_ids=" .. protocol.pct(id), nil, deadline)
+  local a = ok and type(res) == "table" and type(res.actors) == "table" and res.actors[1]
+  local details = type(a) == "table" and a.error
+  if details == nil or details == null then return end
+  error(errors.new(err.group, err.code, "Actor failed to start (" .. id .. "): " .. core.json_encode(details), {
+    metadata = { actorId = id, details = details },
+    status = err.status,
+    rayId = err.rayId,
+  }), 0)
+end
+
 --- Returns the actor id (looking it up, or creating the actor for getOrCreate handles).
 function methods:resolve()
   if getmetatable(self) ~= handle_mt then error("'resolve' must be called with a colon: handle:resolve()", 2) end
   return self:_resolve(self:_deadline())
+end
+
+--- The actor's gateway URL, for other programs (a browser, curl, another client): append
+--- a gateway path (/action/NAME, /request/PATH, /connect) to reach the actor. On 2.3 a
+--- key-based handle gives the engine's query URL (the actor is found or created by the
+--- gateway on each request; the path goes before the "?"), as the official client does;
+--- otherwise the id is resolved and the URL names it. Carries the client's token.
+function methods:getGatewayUrl()
+  if getmetatable(self) ~= handle_mt then error("'getGatewayUrl' must be called with a colon: handle:getGatewayUrl()", 2) end
+  local c = self._client
+  local deadline = self:_deadline()
+  local p = c:_server(deadline)
+  local pct = protocol.pct
+  if p.line == "2.3" and self._key and (self._mode == "get" or self._mode == "getOrCreate") then
+    local q = { "rvt-namespace=" .. pct(c._namespace), "rvt-method=" .. self._mode }
+    if self._mode == "getOrCreate" then q[#q + 1] = "rvt-runner=" .. pct(self._pool or c._pool) end
+    if #self._key > 0 then q[#q + 1] = "rvt-key=" .. pct(table.concat(self._key, ",")) end
+    if self._mode == "getOrCreate" then
+      if self._input ~= nil then
+        q[#q + 1] = "rvt-input=" .. core.base64url_encode(core.cbor_encode(self._input, true))
+      end
+      if self._region then q[#q + 1] = "rvt-region=" .. pct(self._region) end
+      q[#q + 1] = "rvt-crash-policy=sleep"
+    end
+    if c._token then q[#q + 1] = "rvt-token=" .. pct(c._token) end
+    return c._endpoint .. "/gateway/" .. pct(self._name) .. "?" .. table.concat(q, "&")
+  end
+  local seg = pct(self:_resolve(deadline))
+  if c._token and p.line == "2.3" then seg = seg .. "@" .. pct(c._token) end
+  return c._endpoint .. "/gateway/" .. seg
 end
 
 --------------------------------------------------------------------------------------
@@ -219,6 +266,7 @@ local function invoke(self, name, args, body, deadline)
       log.emit("debug", "actor gone, looking its key up again", { actor = self._name, action = name })
       self._id = false
     else
+      self:_check_scheduling(err, id, deadline)
       attempt = dispatch.retry_after(c._sched, err, attempt, deadline, "retrying action after a transient error",
         { actor = self._name, action = name })
     end
@@ -271,10 +319,20 @@ function methods:async(name, ...)
   return self._client._sched:spawn(invoke, true, self, name, args, body, deadline)
 end
 
---- Opens a live connection (WebSocket) to the actor; params override the handle's.
-function methods:connect(params)
+local CONNECT_OPTIONS = { "timeout" }
+
+--- Opens a live connection (WebSocket) to the actor: connect([params [, opts]]); params
+--- override the handle's; opts.timeout is the default deadline of its calls.
+function methods:connect(params, opts)
   if getmetatable(self) ~= handle_mt then error("'connect' must be called with a colon: handle:connect([params])", 2) end
-  return require("rivet.conn").new(self, params)
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("bad argument #2 to 'connect': options must be a table, got " .. type(opts), 2) end
+    options.check_keys(opts, CONNECT_OPTIONS, "bad argument #2 to 'connect'", 2)
+    if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
+      error("bad argument #2 to 'connect': timeout must be a positive number of seconds", 2)
+    end
+  end
+  return require("rivet.conn").new(self, params, opts)
 end
 
 --- Raw HTTP request to the actor's onRequest handler: fetch(path_or_request [, init])

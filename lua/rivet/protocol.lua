@@ -15,23 +15,32 @@ local LINES = {
   ["2.0"] = { line = "2.0", tagged_cbor = false, bare_version = 2 },
 }
 
---- Profile from a decoded GET /metadata answer.
+--- Profile from a decoded GET /metadata answer. The version decides (a 2.3 RivetKit
+--- runner that redirects clients to its engine says runtime "rivetkit" too); the
+--- runtime only when there is no version.
 function M.profile(meta)
   local version = type(meta) == "table" and meta.version
   local runtime = type(meta) == "table" and meta.runtime
   local line
-  if runtime == "engine" then
+  local maj, minor
+  if type(version) == "string" then maj, minor = version:match("^(%d+)%.(%d+)") end
+  if maj then
+    line = (tonumber(maj) == 2 and tonumber(minor) < 1) and "2.0" or "2.3"
+  elseif runtime == "engine" then
     line = "2.3"
   elseif runtime == "rivetkit" then
     line = "2.0"
-  elseif type(version) == "string" then
-    local maj, minor = version:match("^(%d+)%.(%d+)")
-    line = (tonumber(maj) == 2 and tonumber(minor) < 1) and "2.0" or "2.3"
   else
     return nil
   end
   local p = setmetatable({ version = type(version) == "string" and version or "?" }, { __index = LINES[line] })
   return p
+end
+
+--- The profile assumed without a /metadata look-up (disableMetadataLookup): the current
+--- line, as the official 2.3 client assumes.
+function M.assumed_profile()
+  return setmetatable({ version = "?", assumed = true }, { __index = LINES["2.3"] })
 end
 
 --- Whether user values in `encoding` use compat tags on this server.

@@ -8,6 +8,7 @@ local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
 local protocol = require("rivet.protocol")
 local log = require("rivet.log")
+local options = require("rivet.options")
 
 local now = core.now
 local null = core.null
@@ -112,12 +113,16 @@ local function check_headers(headers, level)
   return out
 end
 
+local REQUEST_KEYS = { "url", "path", "method", "headers", "body", "timeout" }
+local INIT_KEYS = { "method", "headers", "body", "timeout" }
+
 -- {url, method, headers, body, timeout} from fetch(input [, init])
 local function normalize(input, init, level)
   local req = {}
   if type(input) == "string" then
     req.url = input
   elseif type(input) == "table" then
+    options.check_keys(input, REQUEST_KEYS, "bad argument #1 to 'fetch'", level + 1)
     req.url = input.url or input.path
     req.method, req.headers, req.body, req.timeout = input.method, input.headers, input.body, input.timeout
   else
@@ -127,6 +132,7 @@ local function normalize(input, init, level)
     if type(init) ~= "table" then
       error("bad argument #2 to 'fetch': options must be a table, got " .. type(init), level + 1)
     end
+    options.check_keys(init, INIT_KEYS, "bad argument #2 to 'fetch'", level + 1)
     if init.method ~= nil then req.method = init.method end
     if init.headers ~= nil then req.headers = init.headers end
     if init.body ~= nil then req.body = init.body end
@@ -242,6 +248,7 @@ function M.fetch(h, input, init, level)
       h._id = false
       log.emit("debug", "fetch: the actor is gone, looking its key up again", { actor = h._name, code = err.code })
     else
+      h:_check_scheduling(err, id, deadline)
       attempt = dispatch.retry_after(c._sched, err, attempt, deadline, "fetch: retrying after a transient gateway error",
         { actor = h._name })
     end
@@ -516,6 +523,8 @@ local function check_protocols(protocols, level)
   return out
 end
 
+local WEBSOCKET_OPTIONS = { "timeout", "max_message" }
+
 --- handle:websocket([path [, protocols [, opts]]]) -> WebSocket (opening; sends wait).
 --- opts: timeout (seconds to open), max_message (bytes).
 function M.websocket(h, path, protocols, opts, level)
@@ -529,6 +538,7 @@ function M.websocket(h, path, protocols, opts, level)
     error("bad argument #3 to 'websocket': options must be a table, got " .. type(opts), level + 1)
   end
   opts = opts or {}
+  options.check_keys(opts, WEBSOCKET_OPTIONS, "bad argument #3 to 'websocket'", level + 1)
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
     error("bad argument #3 to 'websocket': timeout must be a positive number of seconds", level + 1)
   end

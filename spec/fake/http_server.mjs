@@ -28,6 +28,8 @@ const server = http.createServer((req, res) => {
       if (id === "stale" && seen > 1) id = "stale-fresh";
       return json(res, 200, { actor: { actor_id: id, name: body.name, key: body.key }, created: true });
     }
+    const h = url.pathname.match(/^\/hits\/(.+)$/);
+    if (h) return json(res, 200, hits.get(decodeURIComponent(h[1])) || 0);
     const m = url.pathname.match(/^\/gateway\/([^/]+)\/action\/(.+)$/);
     if (!m) return json(res, 404, { group: "guard", code: "no_route", message: "no route" });
     const id = decodeURIComponent(m[1]);
