@@ -1057,6 +1057,52 @@ static int l_connection_id(lua_State *L) {
   return 1;
 }
 
+/* The pending call whose sm:call value (its future) is the value at idx, or NULL. A walk
+ * over the pending calls: cancelling is rare, and this keeps the hot path free of any
+ * future -> id map. */
+static rv_call *find_by_value(lua_State *L, rv_conn *c, int uv, int idx) {
+  if (lua_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  rv_call *found = NULL;
+  for (size_t i = 0; i < c->nbuckets && !found; i++) {
+    for (rv_call *k = c->buckets[i]; k && !found; k = k->hnext) {
+      if (k->ref == LUA_NOREF) continue;
+      lua_rawgeti(L, -1, k->ref);
+      if (lua_rawequal(L, -1, idx)) found = k;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+/* sm:cancel(fut) -> true if the call made with value fut was still pending: it is
+ * forgotten without a result item (its caller already failed its future). A queued
+ * call is never sent; a reply to one in flight is dropped like a late one. */
+static int l_cancel(lua_State *L) {
+  rv_conn *c = check_sm(L);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  int uv = push_uv(L);
+  rv_call *k = find_by_value(L, c, uv, 2);
+  if (!k) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (k->state == CALL_QUEUED) {
+    lua_rawgeti(L, uv, UV_FRAMES);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, k->id);
+    lua_pop(L, 1);
+  }
+  push_fut(L, uv, k); /* releases the reference */
+  call_free(c, k);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_pending(lua_State *L) {
   rv_conn *c = check_sm(L);
   lua_pushinteger(L, (lua_Integer)(c->queued.n + c->inflight.n));
@@ -1174,6 +1220,7 @@ void rv_conn_open(lua_State *L) {
       {"actor_id", l_actor_id},
       {"connection_id", l_connection_id},
       {"pending", l_pending},
+      {"cancel", l_cancel},
       {"attempt", l_attempt},
       {NULL, NULL},
   };

@@ -144,6 +144,8 @@ function methods:_http(req, deadline)
       error(errors.new("client", "timeout", "the call timed out"), 0)
     elseif res.err == "disposed" then
       error(errors.new("client", "disposed", "the client was disposed"), 0)
+    elseif res.err == "cancelled" then
+      error(errors.new("client", "cancelled", "the call was cancelled"), 0)
     end
     error(protocol.transport_error(res), 0)
   end

@@ -75,6 +75,15 @@ function Conn.new(handle, params, opts)
     _cb = false,        -- "open" | "close" | "error" | "status" -> list of functions
     _reported = false,  -- socket failure kinds already sent to onError in this outage
   }, conn_mt)
+  -- fut:cancel() of this connection's calls: the machine forgets the call
+  self._cancel_hook = function(fut)
+    local sm = self._sm
+    if sm then return sm:cancel(fut) end
+    local q = self._early
+    if q then
+      for i = #q, 1, -1 do if q[i].fut == fut then table.remove(q, i) end end
+    end
+  end
   client._sched:add_source(self)
   self:_start_attempt()
   return self
@@ -500,6 +509,7 @@ function methods:_early_call(name, level, ...)
     error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
   end
   local fut = new_future(self._sched)
+  fut._on_cancel = self._cancel_hook
   if self.status == "disposed" then
     fut:reject(errors.new("client", "disposed", "the connection was disposed"))
     return fut
@@ -541,6 +551,7 @@ function methods:_start_call(name, level, ...)
   if not ok then
     error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
   end
+  fut._on_cancel = self._cancel_hook
   if frame then
     self._client._transport:ws_send(self._ws, frame, self._binary)
     local w = self._wake -- the earliest deadline of the pending calls

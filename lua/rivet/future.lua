@@ -8,7 +8,7 @@ Future.__name = "rivet.Future"
 function Future.new(sched)
   -- the nil fields only size the table for what settling and waiting add later, so
   -- that adding them does not grow (rehash) it
-  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil }, Future)
+  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil, _on_cancel = nil }, Future)
 end
 
 --- Settles fut (ok, value) unless it is already settled; wakes its waiters and runs its
@@ -32,6 +32,19 @@ local function settle(fut, ok, value)
       for i = 1, #cbs do cbs[i](fut) end
     end
   end
+  return true
+end
+
+--- Fails the future with client.cancelled at once and stops what would settle it: the
+--- HTTP transfer of a stateless call is aborted, a connection call is forgotten (never
+--- sent if it was still queued; a late reply is dropped), a task's current wait raises
+--- client.cancelled inside it. Returns false (and does nothing) once it has settled.
+function Future:cancel()
+  if self.done then return false end
+  local hook = self._on_cancel
+  self._on_cancel = nil
+  settle(self, false, require("rivet.errors").new("client", "cancelled", "the call was cancelled"))
+  if hook then hook(self) end
   return true
 end
 

@@ -95,12 +95,38 @@ Scheduler.Future = Future
 
 function Scheduler:future() return Future.new(self) end
 
+local cancel_task
+local function cancel_hook(fut) cancel_task(fut._sched, fut._task) end
+
 local function new_task(self, fn, internal, ...)
   local fut = Future.new(self)
   local co = co_create(fn)
   self.tasks[co] = { co = co, fut = fut, internal = internal, args = pack(...), queued = false }
   if not internal then self.ntasks = self.ntasks + 1 end
+  fut._on_cancel = cancel_hook
+  fut._task = co
   return co, fut
+end
+
+local function cancelled_error() return errors.new("client", "cancelled", "the call was cancelled") end
+
+-- fut:cancel() of a task's future: its HTTP request in flight is aborted, and its current
+-- (or next) wait raises client.cancelled inside it.
+function cancel_task(self, co)
+  local task = self.tasks[co]
+  if not task then return end
+  task.cancelled = true
+  local id = task.req_id
+  if id then
+    task.req_id = nil
+    local rf = self.inflight[id]
+    if rf then
+      self.inflight[id] = nil
+      self.loop:cancel(id)
+      settle(rf, true, { id = id, err = "cancelled", message = "the call was cancelled" })
+    end
+  end
+  self:_wake(co)
 end
 
 --- Runs fn(...) in a new task; returns a future of its return value.
@@ -173,7 +199,7 @@ local function finish(self, task, ok, value)
   if not task.internal then self.ntasks = self.ntasks - 1 end
   local fut = task.fut
   if not fut then return end -- a worker's task (go)
-  if not ok and not task.internal and not fut._waiters and not fut._cb1 then
+  if not ok and not task.internal and not fut.done and not fut._waiters and not fut._cb1 then
     -- nobody is waiting for this task: its error must not vanish
     local u = self.unhandled
     if not u then u = {}; self.unhandled = u end
@@ -264,6 +290,9 @@ function Scheduler:request(req)
   local id = self.loop:request(req)
   local fut = Future.new(self)
   self.inflight[id] = fut
+  local co = co_running()
+  local task = co and self.tasks[co]
+  if task then task.req_id = id end -- what cancelling the task aborts
   return fut
 end
 
@@ -379,7 +408,9 @@ end
 function Scheduler:await(fut, timeout)
   if not fut.done then
     local co, main = co_running()
-    if not main and self.tasks[co] then
+    local task = not main and self.tasks[co]
+    if task then
+      if task.cancelled then error(cancelled_error(), 0) end
       local w = fut._waiters
       if not w then w = {}; fut._waiters = w end
       w[#w + 1] = co
@@ -387,13 +418,14 @@ function Scheduler:await(fut, timeout)
       if timeout then
         timer = self:timer(now() + timeout, function() expired = true; self:_wake(co) end)
       end
-      repeat co_yield(AWAIT) until fut.done or expired
+      repeat co_yield(AWAIT) until fut.done or expired or task.cancelled
       self:cancel_timer(timer)
       if not fut.done then
         local ws = fut._waiters
         if ws then
           for i = #ws, 1, -1 do if ws[i] == co then table.remove(ws, i) end end
         end
+        if task.cancelled then error(cancelled_error(), 0) end
         error(timeout_error("waited " .. timeout .. " s"), 0)
       end
     else
