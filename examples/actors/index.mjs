@@ -1,8 +1,8 @@
 // Actors for the lua-rivetkit examples (`make demo`, examples/*.lua).
 // Plain JavaScript ESM; the server script (servers/v2x/server.mjs) passes in
-// rivetkit's `actor` and `UserError`:
+// rivetkit's `actor`, `UserError` and (2.3) `queue`:
 //   scripts/servers.sh start v23 examples/actors/index.mjs demo
-export function defineActors({ actor }) {
+export function defineActors({ actor, queue }) {
 	// A counter: increment(amount) returns the new count and broadcasts it as
 	// the event "newCount". Create input {start: n} sets the initial count.
 	const counter = actor({
@@ -39,7 +39,25 @@ export function defineActors({ actor }) {
 		},
 	});
 
-	return { counter, chat };
+	const all = { counter, chat };
+	// 2.3 only: a worker whose run loop takes messages from its "jobs" queue and
+	// completes each with {echo: body, n: how many it has handled}.
+	if (queue) {
+		all.worker = actor({
+			state: { handled: 0 },
+			queues: { jobs: queue() },
+			run: async (c) => {
+				for (;;) {
+					const msg = await c.queue.next({ names: ["jobs"], completable: true });
+					if (!msg) continue;
+					c.state.handled += 1;
+					await msg.complete({ echo: msg.body, n: c.state.handled });
+				}
+			},
+			actions: { handled: (c) => c.state.handled },
+		});
+	}
+	return all;
 }
 
 export default defineActors;

@@ -569,6 +569,15 @@ function methods:_call(name, level, ...)
   return self._sched:await(self:_start_call(name, level + 1, ...))
 end
 
+--- Sends a message to the actor's queue over HTTP with this connection's params (as the
+--- official client does): conn:send(name, body [, opts]), as handle:send.
+function methods:send(name, body, opts)
+  if getmetatable(self) ~= conn_mt then error("'send' must be called with a colon: conn:send(name, body [, opts])", 2) end
+  local params = self._params
+  if params == nil then params = self._handle._params end
+  return require("rivet.queue").send(self._handle, params, name, body, opts, 2)
+end
+
 --- Calls action `name` over the connection and waits for its output.
 function methods:action(name, ...)
   if getmetatable(self) ~= conn_mt then error("'action' must be called with a colon: conn:action(name, ...)", 2) end

@@ -194,8 +194,9 @@ end
 -- JSON for a header (ascii: non-ASCII escaped as \uXXXX), or for a WebSocket
 -- subprotocol (ascii == false: UTF-8, since it is percent-encoded anyway and \u escapes
 -- would make it a third longer)
-function methods:_params_json(ascii)
+function methods:_params_json(ascii, params)
   local p = self._params
+  if params ~= nil then p = params end
   if type(p) == "function" then
     local ok, v = pcall(p)
     if not ok then
@@ -208,13 +209,13 @@ function methods:_params_json(ascii)
   return core.json_encode_ascii(p)
 end
 
-function methods:_gateway_headers(encoding)
+function methods:_gateway_headers(encoding, params)
   local c = self._client
   local h = {
     "x-rivet-encoding: " .. encoding,
     encoding == "json" and "content-type: application/json" or "content-type: application/octet-stream",
   }
-  local pj = self:_params_json()
+  local pj = self:_params_json(nil, params)
   if pj then h[#h + 1] = "x-rivet-conn-params: " .. pj end
   if c._token then h[#h + 1] = "x-rivet-token: " .. c._token end
   for _, x in ipairs(c._extra_headers) do h[#h + 1] = x end
@@ -317,6 +318,14 @@ function methods:async(name, ...)
   local body = prepare(self, name, args, 2)
   local deadline = self:_deadline()
   return self._client._sched:spawn(invoke, true, self, name, args, body, deadline)
+end
+
+--- Sends a message to the actor's queue `name` (RivetKit 2.3): returns nil once it is
+--- accepted, or with opts.wait = true {status = "completed"|"timedOut", response = ...}
+--- (opts.timeout: seconds the actor may take to complete it). See docs/queues.md.
+function methods:send(name, body, opts)
+  if getmetatable(self) ~= handle_mt then error("'send' must be called with a colon: handle:send(name, body [, opts])", 2) end
+  return require("rivet.queue").send(self, nil, name, body, opts, 2)
 end
 
 local CONNECT_OPTIONS = { "timeout" }

@@ -4,8 +4,8 @@
 // This directory cannot resolve the 'rivetkit' package itself, so the server
 // script (servers/v2x/server.mjs) imports rivetkit and passes in what is needed:
 //
-//   import { actor, UserError } from "rivetkit";
-//   const actors = defineActors({ actor, UserError });
+//   import { actor, UserError, queue } from "rivetkit";   // queue: 2.3 only
+//   const actors = defineActors({ actor, UserError, queue });
 //   setup({ use: actors });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -33,7 +33,7 @@ function toText(data) {
 	return String(data);
 }
 
-export function defineActors({ actor, UserError }) {
+export function defineActors({ actor, UserError, queue }) {
 	const counter = actor({
 		createState: (_c, input) => ({
 			count: typeof input?.start === "number" ? input.start : 0,
@@ -257,7 +257,44 @@ export function defineActors({ actor, UserError }) {
 		},
 	});
 
-	return { counter, echo, errors, slow, input, auth, raw, chat, sleepy };
+	const all = { counter, echo, errors, slow, input, auth, raw, chat, sleepy };
+	// 2.3 queues: `jobs` is completed by the run loop with what it received, `silent`
+	// is never completed, `guarded` refuses senders without the right params (a
+	// UserError from canPublish), and the actor holds at most 3 messages of at most
+	// 1 KiB. `received` lists what reached the actor (message ids stay server-side).
+	if (queue) {
+		all.worker = actor({
+			state: { received: [] },
+			queues: {
+				jobs: queue(),
+				silent: queue(),
+				guarded: queue({
+					canPublish: (c) => {
+						if (c.conn?.params?.token !== "secret-queue") {
+							throw new UserError("not allowed to publish", {
+								code: "queue_denied",
+								metadata: { queue: "guarded" },
+							});
+						}
+						return true;
+					},
+				}),
+			},
+			run: async (c) => {
+				for (;;) {
+					const msg = await c.queue.next({ names: ["jobs", "guarded"], completable: true });
+					if (!msg) continue;
+					c.state.received.push({ name: msg.name, body: msg.body });
+					await msg.complete({ echo: msg.body, n: c.state.received.length });
+				}
+			},
+			actions: {
+				received: (c) => c.state.received,
+			},
+			options: { maxQueueSize: 3, maxQueueMessageSize: 1024 },
+		});
+	}
+	return all;
 }
 
 export default defineActors;
