@@ -19,6 +19,10 @@
 #include "buf.h"
 #include "loop.h"
 
+/* Received body bytes a streamed response holds while Lua asked for no more
+ * (loop:stream_pause): past this the transfer is paused, so memory stays bounded. */
+#define RV_STREAM_RX_LIMIT (1024 * 1024)
+
 typedef struct rv_req {
   struct rv_req *prev, *next;
   CURL *easy;
@@ -28,6 +32,18 @@ typedef struct rv_req {
   rv_buf resp;
   rv_buf head; /* raw response header lines of the last header block */
   char *errbuf;
+  /* Evented requests (stream or upload) report more than their end: see l_request. */
+  unsigned stream : 1;     /* the body is reported in pieces as it arrives */
+  unsigned upload : 1;     /* the request body comes from loop:upload, chunked */
+  unsigned head_ready : 1; /* the final header block is complete */
+  unsigned head_sent : 1;
+  unsigned lua_paused : 1; /* Lua wants no body pieces now */
+  unsigned rx_paused : 1;  /* curl is paused in the receive direction */
+  unsigned tx_paused : 1;  /* curl waits for upload data */
+  unsigned want_sent : 1;  /* a "want" event went out for this pause */
+  unsigned up_eof : 1;     /* the upload is complete */
+  rv_buf up;               /* upload bytes not yet taken by curl, from up_off */
+  size_t up_off;
 } rv_req;
 
 double rv_mono_now(void) {
@@ -74,12 +90,17 @@ static void req_free(rv_loop *lp, rv_req *r) {
   free(r->errbuf);
   rv_buf_free(&r->resp);
   rv_buf_free(&r->head);
+  rv_buf_free(&r->up);
   free(r);
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   rv_req *r = ud;
   size_t len = size * n;
+  if (r->stream && r->lua_paused && r->resp.len >= RV_STREAM_RX_LIMIT) {
+    r->rx_paused = 1; /* curl hands the same bytes again once unpaused */
+    return CURL_WRITEFUNC_PAUSE;
+  }
   return rv_buf_append(&r->resp, p, len) ? len : 0; /* 0 makes curl fail with WRITE_ERROR */
 }
 
@@ -89,7 +110,29 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   /* A new status line starts a new header block (after 100-continue or a redirect):
    * only the last block describes the response we return. */
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
-  return rv_buf_append(&r->head, p, len) ? len : 0;
+  if (!rv_buf_append(&r->head, p, len)) return 0;
+  if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) {
+    long status = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200) r->head_ready = 1; /* not a 1xx block */
+  }
+  return len;
+}
+
+/* Upload data for curl: what loop:upload gave, else a pause until it gives more. */
+static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
+  rv_req *r = ud;
+  size_t cap = size * n, have = r->up.len - r->up_off;
+  if (have == 0) {
+    if (r->up_eof) return 0;
+    r->tx_paused = 1;
+    return CURL_READFUNC_PAUSE;
+  }
+  size_t k = have < cap ? have : cap;
+  memcpy(dst, r->up.data + r->up_off, k);
+  r->up_off += k;
+  if (r->up_off == r->up.len) r->up_off = r->up.len = 0;
+  return k;
 }
 
 /* Disable Nagle (curl does by default) and ask for immediate ACKs: a server that writes
@@ -135,8 +178,14 @@ static int opt_bool(lua_State *L, int t, const char *k) {
 }
 
 /* loop:request{method=, url=, headers={"Name: value", ...}, body=, timeout=seconds,
- *              ca_file=, insecure=} -> id
- * Starts the transfer; it progresses only inside poll(). */
+ *              ca_file=, insecure=, stream=, upload=} -> id
+ * Starts the transfer; it progresses only inside poll().
+ * stream: poll reports {id=, stream="head", status=, headers=} once the headers are in,
+ *   then {id=, stream="data", data=} pieces (loop:stream_pause holds them back), and
+ *   the end as {id=, stream="end", status=, headers=, body=rest} or {..., err=}; the
+ *   timeout bounds connecting only (a stream may last).
+ * upload: the body comes from loop:upload(id, chunk) (chunked); poll reports
+ *   {id=, stream="want"} whenever curl waits for more, and the end as stream="end". */
 static int l_request(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -148,11 +197,16 @@ static int l_request(lua_State *L) {
   const char *ca_file = opt_string(L, 2, "ca_file", NULL);
   double timeout = 0;
   int has_timeout = opt_number(L, 2, "timeout", &timeout);
+  int stream = opt_bool(L, 2, "stream"), upload = opt_bool(L, 2, "upload");
+  if (upload && body) return luaL_error(L, "request: body and upload exclude each other");
 
   rv_req *r = calloc(1, sizeof *r);
   if (!r) return luaL_error(L, "out of memory");
   rv_buf_init(&r->resp);
   rv_buf_init(&r->head);
+  rv_buf_init(&r->up);
+  r->stream = stream ? 1 : 0;
+  r->upload = upload ? 1 : 0;
   r->id = ++lp->next_id;
   r->next = lp->reqs;
   if (lp->reqs) lp->reqs->prev = r;
@@ -184,6 +238,7 @@ static int l_request(lua_State *L) {
   lua_pop(L, 1);
   /* curl would otherwise send "Expect: 100-continue" for larger bodies and wait for it */
   struct curl_slist *nl = curl_slist_append(hl, "Expect:");
+  if (nl && upload) nl = curl_slist_append(nl, "Transfer-Encoding: chunked");
   if (!nl) {
     curl_slist_free_all(hl);
     req_free(lp, r);
@@ -215,12 +270,16 @@ static int l_request(lua_State *L) {
     memcpy(r->body, body, bodylen);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+  } else if (upload) {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, r);
   }
   if (method) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   if (method && strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   if (has_timeout) {
     long ms = timeout <= 0 ? 1 : (long)ceil(timeout * 1000.0);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(e, stream ? CURLOPT_CONNECTTIMEOUT_MS : CURLOPT_TIMEOUT_MS, ms);
   }
   if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
   if (opt_bool(L, 2, "insecure")) {
@@ -293,6 +352,56 @@ static void push_headers(lua_State *L, const rv_buf *h) {
   }
 }
 
+/* Reports the progress of evented requests (head, body pieces, upload wants) into
+ * out[n+1..]; returns the new n. Runs before collect(), so a transfer's pieces come
+ * before its end. */
+static int collect_progress(lua_State *L, rv_loop *lp, int out, int n) {
+  for (rv_req *r = lp->reqs; r; r = r->next) {
+    if (!r->stream && !r->upload) continue;
+    if (r->stream && r->head_ready && !r->head_sent) {
+      long status = 0;
+      curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+      lua_createtable(L, 0, 4);
+      lua_pushinteger(L, r->id);
+      lua_setfield(L, -2, "id");
+      lua_pushliteral(L, "head");
+      lua_setfield(L, -2, "stream");
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+      push_headers(L, &r->head);
+      lua_setfield(L, -2, "headers");
+      lua_rawseti(L, out, ++n);
+      r->head_sent = 1;
+    }
+    if (r->stream && r->head_sent && r->resp.len > 0 && !r->lua_paused) {
+      lua_createtable(L, 0, 3);
+      lua_pushinteger(L, r->id);
+      lua_setfield(L, -2, "id");
+      lua_pushliteral(L, "data");
+      lua_setfield(L, -2, "stream");
+      lua_pushlstring(L, r->resp.data, r->resp.len);
+      lua_setfield(L, -2, "data");
+      lua_rawseti(L, out, ++n);
+      r->resp.len = 0;
+      if (r->resp.cap > RV_STREAM_RX_LIMIT) rv_buf_free(&r->resp); /* do not keep a burst's buffer */
+    }
+    if (r->rx_paused && r->resp.len < RV_STREAM_RX_LIMIT) {
+      r->rx_paused = 0;
+      curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    }
+    if (r->upload && r->tx_paused && !r->want_sent) {
+      lua_createtable(L, 0, 2);
+      lua_pushinteger(L, r->id);
+      lua_setfield(L, -2, "id");
+      lua_pushliteral(L, "want");
+      lua_setfield(L, -2, "stream");
+      lua_rawseti(L, out, ++n);
+      r->want_sent = 1;
+    }
+  }
+  return n;
+}
+
 /* Moves finished transfers into out[n+1..]; returns the new n. */
 static int collect(lua_State *L, rv_loop *lp, int out, int n) {
   CURLMsg *m;
@@ -303,9 +412,13 @@ static int collect(lua_State *L, rv_loop *lp, int out, int n) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
     if (!r) continue;
     CURLcode rc = m->data.result;
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, r->id);
     lua_setfield(L, -2, "id");
+    if (r->stream || r->upload) {
+      lua_pushliteral(L, "end");
+      lua_setfield(L, -2, "stream");
+    }
     if (rc == CURLE_OK) {
       long status = 0;
       curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -373,6 +486,7 @@ static int l_poll(lua_State *L) {
    * below, which returns at once for sockets that are ready (and lowers its timeout for
    * libwebsockets' own pending work): one poll() less per turn */
   if (!(timeout > 0)) rv_ws_service(lp);
+  n = collect_progress(L, lp, 3, n);
   n = collect(L, lp, 3, n);
   n = rv_ws_collect(L, lp, 3, n, wsout, &m);
   double deadline = rv_mono_now() + timeout;
@@ -388,6 +502,7 @@ static int l_poll(lua_State *L) {
     curl_multi_poll(lp->multi, lp->fds, (unsigned)nfds, ms, NULL);
     perform(lp);
     rv_ws_service_after_poll(lp, lp->fds, nfds);
+    n = collect_progress(L, lp, 3, n);
     n = collect(L, lp, 3, n);
     n = rv_ws_collect(L, lp, 3, n, wsout, &m);
   }
@@ -410,6 +525,46 @@ static int l_cancel(lua_State *L) {
     }
   }
   lua_pushboolean(L, 0);
+  return 1;
+}
+
+static rv_req *find_req(rv_loop *lp, lua_Integer id) {
+  for (rv_req *r = lp->reqs; r; r = r->next)
+    if (r->id == id) return r;
+  return NULL;
+}
+
+/* loop:stream_pause(id, paused): a streamed response's pieces are held back while
+ * paused (up to RV_STREAM_RX_LIMIT bytes, then the transfer waits). */
+static int l_stream_pause(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  rv_req *r = find_req(lp, luaL_checkinteger(L, 2));
+  if (r) r->lua_paused = lua_toboolean(L, 3) ? 1 : 0;
+  lua_pushboolean(L, r != NULL);
+  return 1;
+}
+
+/* loop:upload(id, chunk) adds upload bytes; loop:upload(id) ends the upload. */
+static int l_upload(lua_State *L) {
+  rv_loop *lp = rv_check_loop(L);
+  rv_req *r = find_req(lp, luaL_checkinteger(L, 2));
+  size_t len = 0;
+  const char *s = luaL_optlstring(L, 3, NULL, &len);
+  if (!r || !r->upload || r->up_eof) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (s) {
+    if (!rv_buf_append(&r->up, s, len)) return luaL_error(L, "out of memory");
+  } else {
+    r->up_eof = 1;
+  }
+  r->want_sent = 0;
+  if (r->tx_paused) {
+    r->tx_paused = 0;
+    curl_easy_pause(r->easy, CURLPAUSE_CONT);
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -472,6 +627,7 @@ void rv_loop_open(lua_State *L) {
   }
   static const luaL_Reg methods[] = {
       {"request", l_request}, {"poll", l_poll}, {"set_quickack", l_set_quickack},   {"cancel", l_cancel},   {"pending", l_pending},
+      {"stream_pause", l_stream_pause}, {"upload", l_upload},
       {"close", l_close},     {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},
       {NULL, NULL}};
   if (luaL_newmetatable(L, RV_LOOP_MT)) {

@@ -138,7 +138,25 @@ function methods:_http(req, deadline)
   req.timeout = left
   req.ca_file = self._ca_file
   req.insecure = self._insecure
-  local res = self._sched:await(self._sched:request(req))
+  local sched = self._sched
+  local fut = sched:request(req)
+  local res
+  if req.owner then
+    -- a stream's transfer has no overall timeout (it may last): bound the wait for its
+    -- head here, and end the transfer when that runs out
+    local ok, r = pcall(sched.await, sched, fut, left)
+    if not ok then
+      if errors.is(r, "client.timeout") and not fut.done then
+        req.owner:close()
+        error(errors.new("client", "timeout", "the call timed out"), 0)
+      end
+      error(r, 0)
+    end
+    res = r
+  else
+    res = sched:await(fut)
+  end
+  if res.error then error(res.error, 0) end -- a streamed exchange that failed with an ActorError
   if res.err then
     if res.err == "timeout" then
       error(errors.new("client", "timeout", "the call timed out"), 0)
@@ -395,6 +413,8 @@ function methods:dispose()
     sched.inflight[id] = nil
     fut:resolve({ id = id, err = "disposed", message = "the client was disposed" })
   end
+  local streams = sched.stream_owners or {}
+  for _, st in pairs(streams) do st:_fail(disposed) end
   for src in pairs(sched.sources) do
     if src.dispose then src:dispose() end
   end

@@ -21,6 +21,24 @@ else
   end
 end
 
+--- Makes obj's metatable __gc run on LuaJIT too: Lua 5.4 calls __gc for tables, the
+--- 5.1 language only for userdata, so there a proxy userdata stored in obj carries it
+--- (it and obj become unreachable together).
+local newproxy = rawget(_G, "newproxy")
+if newproxy then
+  function M.collectable(obj)
+    local p = newproxy(true)
+    getmetatable(p).__gc = function()
+      local gc = getmetatable(obj).__gc
+      if gc then gc(obj) end
+    end
+    rawset(obj, "_gc_proxy", p)
+    return obj
+  end
+else
+  function M.collectable(obj) return obj end
+end
+
 --- Whether s is valid UTF-8 (utf8.len where the library has it).
 if utf8 and utf8.len then
   local len = utf8.len

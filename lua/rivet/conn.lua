@@ -84,6 +84,7 @@ function Conn.new(handle, params, opts)
       for i = #q, 1, -1 do if q[i].fut == fut then table.remove(q, i) end end
     end
   end
+  compat.collectable(self)
   client._sched:add_source(self)
   self:_start_attempt()
   return self

@@ -67,7 +67,7 @@ M.Response = Response
 --- The body decoded as JSON (plain Lua values; JSON null inside tables is rivet.null,
 --- a top-level null is nil). Raises client.malformed_response if it is not JSON.
 function response_methods:json()
-  local v, err = core.json_decode(self.body, false)
+  local v, err = core.json_decode(self:text(), false)
   if v == nil then
     error(errors.new("client", "malformed_response", "the response body is not JSON: " .. tostring(err)), 0)
   end
@@ -75,8 +75,54 @@ function response_methods:json()
   return v
 end
 
---- The body as a string.
-function response_methods:text() return self.body end
+--- The body as a string (a streamed response is read to its end first).
+function response_methods:text()
+  if self.body == nil then
+    local parts = {}
+    for chunk in self:chunks() do parts[#parts + 1] = chunk end
+    self.body = table.concat(parts)
+  end
+  return self.body
+end
+
+--- A streamed response's next piece of body, nil at its end; nil, err when the
+--- transfer failed or `timeout` seconds passed without data (err client.timeout; the
+--- stream stays usable). On a buffered response: the whole body once, then nil.
+function response_methods:read(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("bad argument #1 to 'read': timeout must be a non-negative number of seconds", 2)
+  end
+  local st = self._stream
+  if not st then
+    if self._read_done then return nil end
+    self._read_done = true
+    return self.body
+  end
+  return st:read(timeout)
+end
+
+--- Iterates the body as it arrives: for chunk in res:chunks() do ... end. Inside a task
+--- it yields while waiting, elsewhere it runs the loop. Raises if the transfer fails.
+function response_methods:chunks()
+  return function()
+    local chunk, err = self:read()
+    if err then error(err, 0) end
+    return chunk
+  end
+end
+
+--- Ends a streamed transfer now (what was not read is dropped); also on garbage
+--- collection and at the end of a `local res <close>` scope.
+function response_methods:close()
+  local st = self._stream
+  if st then st:close() end
+end
+
+Response.__close = function(self) self:close() end
+Response.__gc = function(self)
+  local st = rawget(self, "_stream")
+  if st then pcall(st.close, st) end
+end
 
 function Response.__tostring(r)
   return "rivet.Response(" .. tostring(r.status) .. ")"
@@ -113,8 +159,8 @@ local function check_headers(headers, level)
   return out
 end
 
-local REQUEST_KEYS = { "url", "path", "method", "headers", "body", "timeout" }
-local INIT_KEYS = { "method", "headers", "body", "timeout" }
+local REQUEST_KEYS = { "url", "path", "method", "headers", "body", "timeout", "stream" }
+local INIT_KEYS = { "method", "headers", "body", "timeout", "stream" }
 
 -- {url, method, headers, body, timeout} from fetch(input [, init])
 local function normalize(input, init, level)
@@ -125,6 +171,7 @@ local function normalize(input, init, level)
     options.check_keys(input, REQUEST_KEYS, "bad argument #1 to 'fetch'", level + 1)
     req.url = input.url or input.path
     req.method, req.headers, req.body, req.timeout = input.method, input.headers, input.body, input.timeout
+    req.stream = input.stream
   else
     error("bad argument #1 to 'fetch': expected a path or a request table, got " .. type(input), level + 1)
   end
@@ -137,6 +184,10 @@ local function normalize(input, init, level)
     if init.headers ~= nil then req.headers = init.headers end
     if init.body ~= nil then req.body = init.body end
     if init.timeout ~= nil then req.timeout = init.timeout end
+    if init.stream ~= nil then req.stream = init.stream end
+  end
+  if req.stream ~= nil and type(req.stream) ~= "boolean" then
+    error("bad argument to 'fetch': stream must be a boolean", level + 1)
   end
   if type(req.url) ~= "string" then
     error("bad argument #1 to 'fetch': the request needs a url (a path such as \"/api\")", level + 1)
@@ -147,8 +198,8 @@ local function normalize(input, init, level)
   end
   if STANDARD_METHODS[method:upper()] then method = method:upper() end
   req.method = method
-  if req.body ~= nil and type(req.body) ~= "string" then
-    error("bad argument to 'fetch': body must be a string, got " .. type(req.body), level + 1)
+  if req.body ~= nil and type(req.body) ~= "string" and type(req.body) ~= "function" then
+    error("bad argument to 'fetch': body must be a string or a function returning chunks, got " .. type(req.body), level + 1)
   end
   if req.body ~= nil and (method == "GET" or method == "HEAD") then
     error("bad argument to 'fetch': a " .. method .. " request cannot have a body", level + 1)
@@ -213,14 +264,31 @@ local function route_error(res, p)
   return nil
 end
 
-local function new_response(res)
+local function new_response(res, stream)
   local st = res.status
-  return setmetatable({
+  local r = setmetatable({
     status = st,
     ok = st >= 200 and st < 300,
     headers = res.headers or {},
-    body = res.body or "",
+    body = (not stream) and (res.body or "") or nil,
+    _stream = stream or nil,
   }, Response)
+  if stream then compat.collectable(r) end
+  return r
+end
+
+-- The rest of a streamed body that will not be handed out (an error response), at
+-- most `limit` bytes.
+local function drain(stream, limit)
+  local parts, n = {}, 0
+  while n < limit do
+    local chunk = stream:read()
+    if not chunk then break end
+    parts[#parts + 1] = chunk
+    n = n + #chunk
+  end
+  stream:close()
+  return table.concat(parts)
 end
 
 --- handle:fetch(path_or_request [, init]) -> Response. level: for argument errors.
@@ -231,17 +299,30 @@ function M.fetch(h, input, init, level)
   local deadline = now() + (req.timeout or h._timeout or c._timeout)
   local p = c:_server(deadline)
   local path, query = split_target(req.url)
+  local upload = type(req.body) == "function" and req.body or nil
   local reresolved, attempt = false, 0
   while true do
     local id = h:_resolve(deadline)
+    local st = (req.stream or upload) and c._sched:new_stream(upload) or nil
     local res = c:_http({
       method = req.method,
       url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/request/" .. path .. query,
       headers = wire_headers(h, req),
-      body = req.body,
+      body = not upload and req.body or nil,
+      upload = upload and true or nil,
+      stream = req.stream or nil,
+      owner = st,
     }, deadline)
+    local streamed = req.stream and res.body == nil
+    if streamed and not (res.status >= 200 and res.status < 300) then
+      -- an error response is read whole, so the route's error can be told apart
+      res.body = drain(st, 1024 * 1024)
+      streamed = false
+    end
     local err = route_error(res, p)
-    if not err then return new_response(res) end
+    if not err then return new_response(res, streamed and st or nil) end
+    -- a body function cannot be replayed: the first failure is final
+    if upload then error(err, 0) end
     -- the route failed before the handler ran, so trying again cannot run it twice
     if h._key and not reresolved and protocol.is_stale(err) then
       reresolved = true
@@ -586,6 +667,7 @@ function M.websocket(h, path, protocols, opts, level)
     _waiters = {},
     _cb = { open = {}, message = {}, close = {}, error = {} },
   }, WebSocket)
+  compat.collectable(self)
   local ws = c._transport:ws_open({
     host = u.host,
     port = u.port,

@@ -80,6 +80,7 @@ function Scheduler.new(loop)
     rhead = 1,
     timers = {},      -- heap
     inflight = {},    -- request id -> future
+    stream_owners = {}, -- request id -> rivet.stream object of an evented request
     out = {},         -- reused result array for loop:poll
     wsout = {},       -- reused WebSocket event array for loop:poll (4 slots per event)
     -- connections: weak, so a connection the user dropped can be collected (and closed)
@@ -120,10 +121,13 @@ function cancel_task(self, co)
   if id then
     task.req_id = nil
     local rf = self.inflight[id]
+    local so = self.stream_owners[id]
     if rf then
       self.inflight[id] = nil
       self.loop:cancel(id)
       settle(rf, true, { id = id, err = "cancelled", message = "the call was cancelled" })
+    elseif so then
+      so:_fail(errors.new("client", "cancelled", "the call was cancelled"))
     end
   end
   self:_wake(co)
@@ -286,8 +290,24 @@ function Scheduler:_next_timer()
 end
 
 --- Registers an HTTP request with the loop; returns a future of its result table.
+--- A rivet.stream for a request with stream/upload (raw.lua passes it as req.owner).
+function Scheduler:new_stream(upload)
+  return require("rivet.stream").new(self, self.loop, upload)
+end
+
+--- With req.stream or req.upload, req.owner (a rivet.stream) gets the request's events
+--- and the future returned is its `head`.
 function Scheduler:request(req)
   local id = self.loop:request(req)
+  local owner = req.owner
+  if owner then
+    owner.id = id
+    self.stream_owners[id] = owner
+    local co = co_running()
+    local task = co and self.tasks[co]
+    if task then task.req_id = id end
+    return owner.head
+  end
   local fut = Future.new(self)
   self.inflight[id] = fut
   local co = co_running()
@@ -344,10 +364,19 @@ function Scheduler:step(timeout)
   for i = 1, n do
     local r = out[i]
     out[i] = nil
-    local fut = inflight[r.id]
-    if fut then
-      inflight[r.id] = nil
-      settle(fut, true, r)
+    local ev = r.stream
+    if ev then
+      local o = self.stream_owners[r.id]
+      if o then
+        if ev == "end" then self.stream_owners[r.id] = nil end
+        o:_on_stream(ev, r)
+      end
+    else
+      local fut = inflight[r.id]
+      if fut then
+        inflight[r.id] = nil
+        settle(fut, true, r)
+      end
     end
   end
   if m > 0 then
@@ -398,6 +427,7 @@ end
 --- True when something could still wake a waiting task.
 function Scheduler:_alive()
   return #self.ready > 0 or next(self.inflight) ~= nil or next(self.sources) ~= nil
+      or next(self.stream_owners) ~= nil
       or self:_next_timer() ~= nil
 end
 
@@ -436,7 +466,8 @@ function Scheduler:await(fut, timeout)
           left = deadline - now()
           if left <= 0 then error(timeout_error("waited " .. timeout .. " s"), 0) end
         end
-        if not (self.ready[1] or next(self.sources) or next(self.inflight) or self:_next_timer()) then
+        if not (self.ready[1] or next(self.sources) or next(self.inflight) or next(self.stream_owners)
+            or self:_next_timer()) then
           error("rivet: waiting for a result that nothing can produce (no request, timer or connection is active)", 0)
         end
         self:step(left)

@@ -149,11 +149,39 @@ export function defineActors({ actor, UserError, queue }) {
 	});
 
 	const raw = actor({
-		state: {},
-		onRequest: async (_c, request) => {
+		state: { written: 0 },
+		onRequest: async (c, request) => {
 			const url = new URL(request.url);
 			const path = url.pathname;
-			let m = path.match(/\/status\/(\d+)$/);
+			// /stream/N[?first=MS]: N chunks "chunk i\n" (SSE-style), 20 ms apart, the
+			// first after MS; state.written counts the chunks handed to the response so
+			// far (a server-side marker)
+			let m = path.match(/\/stream\/(\d+)$/);
+			if (m) {
+				const n = Number(m[1]);
+				const first = Number(url.searchParams.get("first") ?? 0);
+				c.state.written = 0;
+				let i = 0;
+				const body = new ReadableStream({
+					async pull(controller) {
+						if (i >= n) return controller.close();
+						await sleep(i > 0 ? 20 : first);
+						controller.enqueue(new TextEncoder().encode(`chunk ${i}\n`));
+						i += 1;
+						c.state.written = i;
+					},
+				});
+				return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
+			}
+			// /upload: the request body as it arrived, counted
+			if (path.endsWith("/upload")) {
+				const text = await request.text();
+				return new Response(JSON.stringify({ bytes: text.length, text: text.length <= 4096 ? text : null }), {
+					status: 200,
+					headers: { "content-type": "application/json" },
+				});
+			}
+			m = path.match(/\/status\/(\d+)$/);
 			if (m) {
 				const status = Number(m[1]);
 				const noBody = status === 204 || status === 304;
@@ -218,6 +246,7 @@ export function defineActors({ actor, UserError, queue }) {
 		},
 		actions: {
 			ping: () => "pong",
+			written: (c) => c.state.written,
 		},
 	});
 

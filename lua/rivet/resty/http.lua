@@ -69,6 +69,7 @@ end
 
 -- The request head. Header lines are "Name: value"; as with libcurl, "Name;" sends the
 -- header with an empty value and "Name:" removes a header this client would add.
+-- body: a string, true for a chunked body that follows (an upload function), or nil.
 local function build_head(method, target, hostport, headers, body)
   local out = { method, " ", target, " HTTP/1.1\r\n" }
   local removed, given = {}, {}
@@ -98,7 +99,9 @@ local function build_head(method, target, hostport, headers, body)
   end
   add("Host", hostport)
   add("Accept", "*/*")
-  if body then
+  if body == true then
+    out[#out + 1] = "Transfer-Encoding: chunked\r\n"
+  elseif body then
     out[#out + 1] = "Content-Length: " .. #body .. "\r\n"
   elseif method == "POST" or method == "PUT" or method == "PATCH" then
     out[#out + 1] = "Content-Length: 0\r\n"
@@ -158,19 +161,158 @@ local function read_chunked(sock)
   end
 end
 
+--------------------------------------------------------------------------------------
+-- Streamed bodies
+--------------------------------------------------------------------------------------
+
+local Reader = {}
+Reader.__index = Reader
+
+local PIECE = 65536
+
+local function timeout_err(t)
+  return require("rivet.errors").new("client", "timeout", "no body data within " .. tostring(t) .. " s")
+end
+
+function Reader:_finish(ok)
+  self.done = true
+  if ok and self.keep then self.sock:setkeepalive(KEEPALIVE_IDLE_MS, POOL_SIZE) else self.sock:close() end
+end
+
+function Reader:_fail(err)
+  self.err = require("rivet.protocol").transport_error({ err = classify(err), message = tostring(err) })
+  self.done = true
+  self.sock:close()
+  return nil, self.err
+end
+
+-- A piece of at most n bytes; nil, err ("timeout" only when the caller gave one)
+function Reader:_piece(n, timeout)
+  local sock = self.sock
+  while true do
+    local data, err = sock:receiveany(n)
+    if data then return data end
+    if err ~= "timeout" or timeout then return nil, err end
+  end
+end
+
+-- A line of the chunked framing; keeps what a timed-out read had got so far
+function Reader:_line(timeout)
+  local sock = self.sock
+  while true do
+    local line, err, partial = sock:receive("*l")
+    if line then
+      local l = (self.linebuf or "") .. line
+      self.linebuf = nil
+      return l
+    end
+    if partial and partial ~= "" then self.linebuf = (self.linebuf or "") .. partial end
+    if err ~= "timeout" or timeout then return nil, err end
+  end
+end
+
+--- The next piece of the body, nil at its end; nil, err on failure or timeout.
+function Reader:read(timeout)
+  if self.err then return nil, self.err end
+  if self.done then return nil end
+  local sock = self.sock
+  sock:settimeout(timeout and math.max(1, math.floor(timeout * 1000)) or 3600000)
+  local mode = self.mode
+  if mode == "length" then
+    if self.left == 0 then self:_finish(true) return nil end
+    local data, err = self:_piece(self.left < PIECE and self.left or PIECE, timeout)
+    if not data then
+      if err == "timeout" then return nil, timeout_err(timeout) end
+      return self:_fail(err)
+    end
+    self.left = self.left - #data
+    if self.left == 0 then self:_finish(true) end
+    return data
+  elseif mode == "close" then
+    local data, err = self:_piece(PIECE, timeout)
+    if not data then
+      if err == "closed" then self:_finish(false) return nil end
+      if err == "timeout" then return nil, timeout_err(timeout) end
+      return self:_fail(err)
+    end
+    return data
+  end
+  -- chunked
+  while true do
+    if self.left > 0 then
+      local data, err = self:_piece(self.left < PIECE and self.left or PIECE, timeout)
+      if not data then
+        if err == "timeout" then return nil, timeout_err(timeout) end
+        return self:_fail(err)
+      end
+      self.left = self.left - #data
+      if self.left == 0 then self.need_crlf = true end
+      return data
+    end
+    local line, err = self:_line(timeout)
+    if not line then
+      if err == "timeout" then return nil, timeout_err(timeout) end
+      return self:_fail(err)
+    end
+    if self.need_crlf then
+      self.need_crlf = false
+      if line ~= "" then return self:_fail("malformed chunk") end
+    elseif self.trailers then
+      if line == "" then self:_finish(true) return nil end
+    else
+      local size = tonumber(line:match("^%s*(%x+)"), 16)
+      if not size then return self:_fail("malformed chunk size") end
+      if size == 0 then self.trailers = true else self.left = size end
+    end
+  end
+end
+
+function Reader:close()
+  if self.done then return end
+  self.done = true
+  self.sock:close()
+end
+
+-- Sends a chunked body taken from upload(): true, or nil, err, fatal (the function failed).
+local function send_chunked(sock, upload)
+  while true do
+    local ok, chunk = pcall(upload)
+    if not ok then return nil, "the request body function failed: " .. tostring(chunk), true end
+    if chunk == nil then return sock:send("0\r\n\r\n") end
+    if type(chunk) ~= "string" then
+      return nil, "the request body function returned a " .. type(chunk) .. " (chunks must be strings)", true
+    end
+    if #chunk > 0 then
+      local sent, err = sock:send({ string.format("%x", #chunk), "\r\n", chunk, "\r\n" })
+      if not sent then return nil, err end
+    end
+  end
+end
+
 --- One request: req = {method=, url=, headers={"Name: value"}, body=, timeout=s,
---- insecure=}. Returns the result table (see the top of this file).
+--- insecure=, stream=, upload_fn=}. Returns the result table (see the top of this
+--- file); with stream, {status, headers, reader} where reader:read([timeout]) gives the
+--- body in pieces (in this light thread's request context only: cosockets belong to it).
 function M.request(req)
   local deadline = now() + (req.timeout or 30)
   local tls, host, port, target, hostport = parse_url(req.url)
   if not tls and tls ~= false then return fail("bad_url", "not an http(s) URL") end
   local method = req.method or "GET"
-  local head = build_head(method, target, hostport, req.headers, req.body)
-  for attempt = 1, 2 do
+  local upload = req.upload_fn
+  local head = build_head(method, target, hostport, req.headers, upload and true or req.body)
+  for attempt = 1, upload and 1 or 2 do
     local sock, kind, msg = M.connect(tls, host, port, deadline, req.insecure)
     if not sock then return fail(kind, msg) end
     local reused = sock:getreusedtimes() > 0
     local ok, err = sock:send(req.body and { head, req.body } or head)
+    if ok and upload then
+      local fatal
+      ok, err, fatal = send_chunked(sock, upload)
+      if fatal then
+        sock:close()
+        return { error = require("rivet.errors").new("client", "body_failed", err) }
+      end
+    end
     local status, headers, version
     if ok then
       status, headers, version = read_head(sock)
@@ -181,9 +323,22 @@ function M.request(req)
       local keep = version == "1.1"
       local conn = headers["connection"]
       if conn and conn:lower():find("close", 1, true) then keep = false end
+      local te = headers["transfer-encoding"]
+      local chunked = te and te:lower():find("chunked", 1, true)
+      if req.stream and not (method == "HEAD" or status == 204 or status == 304) then
+        local r = setmetatable({ sock = sock, keep = keep, done = false, err = false, left = 0 }, Reader)
+        if chunked then
+          r.mode = "chunked"
+        elseif headers["content-length"] then
+          r.mode, r.left = "length", tonumber(headers["content-length"]) or 0
+        else
+          r.mode, r.keep = "close", false
+        end
+        return { status = status, headers = headers, reader = r }
+      end
       if method == "HEAD" or status == 204 or status == 304 or status == 101 then
         body = ""
-      elseif headers["transfer-encoding"] and headers["transfer-encoding"]:lower():find("chunked", 1, true) then
+      elseif chunked then
         body, berr = read_chunked(sock)
       elseif headers["content-length"] then
         local n = tonumber(headers["content-length"])

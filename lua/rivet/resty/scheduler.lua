@@ -60,8 +60,9 @@ function Scheduler.new()
     ws_owners = setmetatable({}, { __mode = "v" }),
     ntasks = 0,       -- user tasks alive
     user_tasks = {},  -- their futures (run() waits for them)
-    queue = {},       -- runner items, in order
+    queue = {},       -- runner items, in order: queue[qhead .. qtail]
     qhead = 1,
+    qtail = 0,
     runner = false,   -- a runner is alive
     runner_sema = false,
     watching = false,
@@ -152,7 +153,7 @@ local function runner(premature, self)
       taken = taken + 1
       run_item(item)
     else
-      self.queue, self.qhead = {}, 1
+      self.queue, self.qhead, self.qtail = {}, 1, 0
       local ok = sema:wait(RUNNER_IDLE)
       if not ok and not self.queue[self.qhead] then break end
     end
@@ -174,8 +175,9 @@ function Scheduler:_start_runner()
 end
 
 local function push(self, item)
-  local q = self.queue
-  q[#q + 1] = item
+  local t = self.qtail + 1
+  self.qtail = t
+  self.queue[t] = item
   if self.runner then
     local s = self.runner_sema
     if s:count() < 1 then s:post(1) end
@@ -334,6 +336,28 @@ end
 -- HTTP
 --------------------------------------------------------------------------------------
 
+-- A streamed exchange (raw.lua's fetch with stream or a body function): the body is read
+-- in the light thread that made the request, on its cosocket.
+local RestyStream = {}
+RestyStream.__index = RestyStream
+
+function RestyStream:read(timeout)
+  local r = self.reader
+  if not r then return nil end
+  return r:read(timeout)
+end
+
+function RestyStream:close()
+  if self.reader then self.reader:close() end
+end
+
+function RestyStream:_fail() self:close() end
+
+--- A stream object for req.owner (rivet.raw): upload is the body function or nil.
+function Scheduler:new_stream(upload)
+  return setmetatable({ upload_fn = upload or false, reader = false }, RestyStream)
+end
+
 --- Performs the request in the calling light thread (yielding on the cosocket); returns
 --- a future of {status, headers, body} or {err, message}.
 function Scheduler:request(req)
@@ -342,7 +366,13 @@ function Scheduler:request(req)
   self.next_request = id
   local fut = Future.new(self)
   self.inflight[id] = fut
+  local owner = req.owner
+  if owner then req.upload_fn = owner.upload_fn or nil end
   local res = self.transport:http(req)
+  if owner and res.reader then
+    owner.reader = res.reader
+    res.reader = nil
+  end
   if self.inflight[id] == fut then
     self.inflight[id] = nil
     res.id = id

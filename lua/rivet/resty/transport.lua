@@ -60,12 +60,24 @@ local function deliver(self, w, kind, a, b)
   if not ok then ngx.log(ngx.ERR, "rivet: a WebSocket event handler failed: ", tostring(err)) end
 end
 
+-- The outbox is out[ohead .. otail]; control frames (pong, close) go first.
 local function queue_frame(w, op, data, front)
   local q = w.out
   if front then
-    table.insert(q, w.ohead, { op, data })
+    local h = w.ohead - 1
+    if h < 1 then
+      -- no room before the head: shift the pending frames up by one
+      for i = w.otail, w.ohead, -1 do q[i + 1] = q[i] end
+      w.otail = w.otail + 1
+      h = w.ohead
+    else
+      w.ohead = h
+    end
+    q[h] = { op, data }
   else
-    q[#q + 1] = { op, data }
+    local t = w.otail + 1
+    w.otail = t
+    q[t] = { op, data }
   end
   w.sema:post(1)
 end
@@ -133,7 +145,7 @@ local function flush(w, sock)
     local h = w.ohead
     local f = q[h]
     if not f then
-      if h > 1 then w.out, w.ohead = {}, 1 end
+      if h > 1 then w.out, w.ohead, w.otail = {}, 1, 0 end
       return true
     end
     q[h] = nil
@@ -197,7 +209,7 @@ end
 function T:ws_open(target)
   local id = self.next_id + 1
   self.next_id = id
-  local w = { id = id, target = target, state = "connecting", out = {}, ohead = 1, sema = semaphore.new(0),
+  local w = { id = id, target = target, state = "connecting", out = {}, ohead = 1, otail = 0, sema = semaphore.new(0),
     closing = false, done = false, sent_close = false }
   self.socks[id] = w
   if self.closed then
