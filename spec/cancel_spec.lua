@@ -8,9 +8,10 @@ local function is_cancelled(f)
   return not ok and rivet.isActorError(e, "client.cancelled"), e
 end
 
-describe("cancellation (" .. env.server .. ")", function()
+for _, enc in ipairs(env.encodings) do
+describe("cancellation (" .. env.server .. ", " .. enc .. ")", function()
   local client
-  before_each(function() client = env.client("bare") end)
+  before_each(function() client = env.client(enc) end)
   after_each(function() client:dispose() end)
 
   it("a stateless call: fails at once, its transfer is aborted, the client goes on", function()
@@ -101,3 +102,4 @@ describe("cancellation (" .. env.server .. ")", function()
     assert.are.equal(0, client._transport:pending())
   end)
 end)
+end

@@ -36,11 +36,14 @@ describe("streaming fetch (" .. env.server .. ")", function()
   end)
 
   it("read(timeout) gives client.timeout while nothing arrives, and the stream goes on", function()
-    local res = h:fetch("/stream/3?first=1500", { stream = true })
+    local res = h:fetch("/stream/3?gap=1500", { stream = true })
+    assert.are.equal("chunk 0\n", res:read(10))
+    -- the next chunk is 1.5 s away: nothing is there now
     local data, err = res:read(0)
     assert.is_nil(data)
     assert.is_true(rivet.isActorError(err, "client.timeout"), tostring(err))
-    assert.are.equal("chunk 0\nchunk 1\nchunk 2\n", res:text())
+    assert.are.equal(1, h:written())
+    assert.are.equal("chunk 1\nchunk 2\n", res:text())
   end)
 
   it("close() and garbage collection end the transfer", function()

@@ -59,6 +59,24 @@ function M.retry_after(sched, err, attempt, deadline, what, fields)
   return attempt
 end
 
+--- After a gateway call of handle h to actor `id` failed with err, before the next try:
+--- a key-based handle whose actor is gone looks its key up again (once); a transient
+--- state is retried after a pause (2.3 scheduling details checked first); anything else
+--- is raised. `st` ({reresolved = false, attempt = 0}) goes from one try to the next;
+--- `what` ("action", "fetch", "send") and `fields` name the call in the log.
+function M.after_failure(h, err, st, id, deadline, what, fields)
+  if h._key and not st.reresolved and protocol.is_stale(err) then
+    -- the cached id may belong to an actor that is gone
+    st.reresolved = true
+    h._id = false
+    log.emit("debug", what .. ": the actor is gone, looking its key up again", fields)
+    return
+  end
+  h:_check_scheduling(err, id, deadline)
+  st.attempt = M.retry_after(h._client._sched, err, st.attempt, deadline, what .. ": retrying after a transient error",
+    fields)
+end
+
 --- Arguments as an array with explicit nulls (Lua cannot hold nil in a table).
 function M.pack_args(...)
   local args = setmetatable({ ... }, array_mt)

@@ -3,7 +3,6 @@
 local core = require("rivet.core")
 local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
-local log = require("rivet.log")
 local options = require("rivet.options")
 local protocol = require("rivet.protocol")
 
@@ -256,21 +255,12 @@ local function invoke(self, name, args, body, deadline)
   local c = self._client
   local p = c:_server(deadline)
   if not body then body = encode_body(c, args, p) end
-  local reresolved, attempt = false, 0
+  local st = { reresolved = false, attempt = 0 }
   while true do
     local id = self:_resolve(deadline)
     local out, err = send_action(self, id, name, body, p, deadline)
     if not err then return out end
-    if self._key and not reresolved and protocol.is_stale(err) then
-      -- the cached id may belong to an actor that is gone: look the key up once more
-      reresolved = true
-      log.emit("debug", "actor gone, looking its key up again", { actor = self._name, action = name })
-      self._id = false
-    else
-      self:_check_scheduling(err, id, deadline)
-      attempt = dispatch.retry_after(c._sched, err, attempt, deadline, "retrying action after a transient error",
-        { actor = self._name, action = name })
-    end
+    dispatch.after_failure(self, err, st, id, deadline, "action", { actor = self._name, action = name })
   end
 end
 

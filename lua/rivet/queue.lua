@@ -8,7 +8,6 @@
 local core = require("rivet.core")
 local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
-local log = require("rivet.log")
 local options = require("rivet.options")
 local protocol = require("rivet.protocol")
 
@@ -160,7 +159,7 @@ function M.send(h, params, name, body, opts, level)
   local tagged = protocol.tagged(p, enc)
   local timeout_ms = timeout and floor(timeout * 1000 + 0.5) or nil
   local req_body = M.encode(enc, tagged, name, body, wait, timeout_ms)
-  local reresolved, attempt = false, 0
+  local st = { reresolved = false, attempt = 0 }
   while true do
     local id = h:_resolve(deadline)
     local res = c:_http({
@@ -180,15 +179,7 @@ function M.send(h, params, name, body, opts, level)
       error(e, 0)
     end
     e = protocol.http_error(res, enc, tagged)
-    if h._key and not reresolved and protocol.is_stale(e) then
-      reresolved = true
-      h._id = false
-      log.emit("debug", "send: the actor is gone, looking its key up again", { actor = h._name, queue = name })
-    else
-      h:_check_scheduling(e, id, deadline)
-      attempt = dispatch.retry_after(c._sched, e, attempt, deadline, "send: retrying after a transient error",
-        { actor = h._name, queue = name })
-    end
+    dispatch.after_failure(h, e, st, id, deadline, "send", { actor = h._name, queue = name })
   end
 end
 

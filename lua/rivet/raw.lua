@@ -300,7 +300,7 @@ function M.fetch(h, input, init, level)
   local p = c:_server(deadline)
   local path, query = split_target(req.url)
   local upload = type(req.body) == "function" and req.body or nil
-  local reresolved, attempt = false, 0
+  local retry = { reresolved = false, attempt = 0 }
   while true do
     local id = h:_resolve(deadline)
     local st = (req.stream or upload) and c._sched:new_stream(upload) or nil
@@ -324,15 +324,7 @@ function M.fetch(h, input, init, level)
     -- a body function cannot be replayed: the first failure is final
     if upload then error(err, 0) end
     -- the route failed before the handler ran, so trying again cannot run it twice
-    if h._key and not reresolved and protocol.is_stale(err) then
-      reresolved = true
-      h._id = false
-      log.emit("debug", "fetch: the actor is gone, looking its key up again", { actor = h._name, code = err.code })
-    else
-      h:_check_scheduling(err, id, deadline)
-      attempt = dispatch.retry_after(c._sched, err, attempt, deadline, "fetch: retrying after a transient gateway error",
-        { actor = h._name })
-    end
+    dispatch.after_failure(h, err, retry, id, deadline, "fetch", { actor = h._name })
   end
 end
 
