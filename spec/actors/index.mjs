@@ -153,19 +153,19 @@ export function defineActors({ actor, UserError, queue }) {
 		onRequest: async (c, request) => {
 			const url = new URL(request.url);
 			const path = url.pathname;
-			// /stream/N[?first=MS]: N chunks "chunk i\n" (SSE-style), 20 ms apart, the
-			// first after MS; state.written counts the chunks handed to the response so
-			// far (a server-side marker)
+			// /stream/N[?gap=MS]: N chunks "chunk i\n" (SSE-style), MS (default 20) apart;
+			// state.written counts the chunks handed to the response so far (a
+			// server-side marker)
 			let m = path.match(/\/stream\/(\d+)$/);
 			if (m) {
 				const n = Number(m[1]);
-				const first = Number(url.searchParams.get("first") ?? 0);
+				const gap = Number(url.searchParams.get("gap") ?? 20);
 				c.state.written = 0;
 				let i = 0;
 				const body = new ReadableStream({
 					async pull(controller) {
 						if (i >= n) return controller.close();
-						await sleep(i > 0 ? 20 : first);
+						if (i > 0) await sleep(gap);
 						controller.enqueue(new TextEncoder().encode(`chunk ${i}\n`));
 						i += 1;
 						c.state.written = i;
