@@ -1,10 +1,28 @@
 # lua-rivetkit: build, test and demo.
-#   make          build build/rivet/core.so
-#   make test     install what is missing, build, start both test servers, run every spec
+#   make              build build/rivet/core.so for Lua 5.4 (objects in build/obj)
+#   make LUA=luajit   build build/luajit/rivet/core.so for LuaJIT 2.1 (objects in build/luajit/obj)
+#   make test     install what is missing, build both, start both test servers, run every
+#                 spec on Lua 5.4 and on LuaJIT
 #   make demo     start a local 2.3 server with the example actors and run examples/counter.lua
 
+# LUA picks the interpreter the module is for: lua5.4 (default) or luajit. One C source
+# serves both (csrc/compat.h); the two builds differ in headers and output directory only.
+# The module never links liblua / libluajit: the interpreter provides those symbols.
+# Which one a build is for follows from the headers (luajit.h in LUA_INC), so that
+# `luarocks make` (which passes LUA_INC only) builds for whichever Lua it targets.
 LUA        ?= lua5.4
+ifeq ($(notdir $(LUA)),luajit)
+LUA_INC    ?= $(or $(shell pkg-config --variable=includedir luajit 2>/dev/null),/usr/include/luajit-2.1)
+else
 LUA_INC    ?= /usr/include/lua5.4
+endif
+ifneq ($(wildcard $(LUA_INC)/luajit.h),)
+LUA_ABI    := 5.1
+BUILD      ?= build/luajit
+else
+LUA_ABI    := 5.4
+BUILD      ?= build
+endif
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE
@@ -13,16 +31,20 @@ DEP_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(LUA_INC)
 DEP_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 SRCS := $(wildcard csrc/*.c)
-OBJS := $(patsubst csrc/%.c,build/obj/%.o,$(SRCS))
+OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS := $(wildcard csrc/*.h)
-SO   := build/rivet/core.so
+SO   := $(BUILD)/rivet/core.so
 
-.PHONY: all build deps test demo bench clean install
+.PHONY: all build build-all deps test demo bench clean install
 
 all: build
 build: $(SO)
+# both modules: build/rivet/core.so (Lua 5.4) and build/luajit/rivet/core.so (LuaJIT)
+build-all:
+	@$(MAKE) --no-print-directory LUA=lua5.4 build
+	@$(MAKE) --no-print-directory LUA=luajit build
 
-build/obj/%.o: csrc/%.c $(HDRS)
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -fPIC $(DEP_CFLAGS) -c $< -o $@
 
@@ -34,7 +56,7 @@ deps:
 	@scripts/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build-all
 	@scripts/test.sh
 
 demo: deps
@@ -46,12 +68,16 @@ bench: deps
 	@scripts/bench.sh
 
 # used by `luarocks make` (see the rockspec); INST_* are luarocks' directories
-INST_LIBDIR ?= /usr/local/lib/lua/5.4
-INST_LUADIR ?= /usr/local/share/lua/5.4
+INST_LIBDIR ?= /usr/local/lib/lua/$(LUA_ABI)
+INST_LUADIR ?= /usr/local/share/lua/$(LUA_ABI)
 install: build
-	install -d $(INST_LIBDIR)/rivet $(INST_LUADIR)/rivet
+	install -d $(INST_LIBDIR)/rivet $(INST_LUADIR)/rivet $(INST_LUADIR)/rivet/resty
 	install -m 644 $(SO) $(INST_LIBDIR)/rivet/core.so
 	install -m 644 lua/rivet/*.lua $(INST_LUADIR)/rivet/
+	install -m 644 lua/rivet/resty/*.lua $(INST_LUADIR)/rivet/resty/
 
 clean:
 	rm -rf build
+
+# fuzzing, ASan and valgrind runs (issue 11)
+include scripts/reliability.mk

@@ -1,6 +1,9 @@
 -- lua-rivetkit: the Lua client for Rivet actors.
 -- Offline install from a checkout (Debian packages from README "Install" first):
 --   luarocks --lua-version=5.4 make --deps-mode=none rivetkit-scm-0.rockspec
+-- For LuaJIT 2.1 (luarocks calls it Lua 5.1; PUC Lua 5.1 is not supported):
+--   luarocks --lua-version=5.1 make --deps-mode=none rivetkit-scm-0.rockspec \
+--     LUA_INCDIR=/usr/include/luajit-2.1
 rockspec_format = "3.0"
 package = "rivetkit"
 version = "scm-0"
@@ -18,11 +21,12 @@ coroutine scheduler that never blocks a game loop.]],
   labels = { "rivet", "actors", "rpc", "websocket" },
 }
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.1", -- Lua 5.4, or LuaJIT 2.1 (the Makefile tells them apart by luajit.h)
 }
 build = {
   -- The Makefile is the one build definition; it finds libcurl, libwebsockets and
-  -- libcbor with pkg-config (Debian: libcurl4-openssl-dev libwebsockets-dev libcbor-dev).
+  -- libcbor with pkg-config (Debian: libcurl4-openssl-dev libwebsockets-dev libcbor-dev)
+  -- and builds for the Lua whose headers luarocks passes (LUA_INCDIR).
   type = "make",
   build_target = "build",
   build_variables = {
@@ -31,6 +35,7 @@ build = {
   },
   install_target = "install",
   install_variables = {
+    LUA_INC = "$(LUA_INCDIR)", -- which build to install
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
   },

@@ -71,7 +71,7 @@ typedef struct {
 } bdec;
 
 static void fail(bdec *d, const char *msg) {
-  luaL_error(d->L, "bare: %s at byte %I", msg, (lua_Integer)d->pos);
+  luaL_error(d->L, "bare: %s at byte " RV_FMT_I, msg, RV_ARG_I(d->pos));
 }
 
 static unsigned read_u8(bdec *d) {
@@ -138,8 +138,8 @@ static void field_cbor(bdec *d, const char *k, rv_buf *scratch) {
 
 static void field_uint(bdec *d, const char *k) {
   uint64_t v = read_uint(d);
-  if (v > (uint64_t)LUA_MAXINTEGER) fail(d, "integer out of range");
-  lua_pushinteger(d->L, (lua_Integer)v);
+  if (v > (uint64_t)INT64_MAX) fail(d, "integer out of range");
+  rv_push_int64(d->L, (int64_t)v);
   lua_setfield(d->L, -2, k);
 }
 
@@ -264,7 +264,7 @@ void rv_bare_decode_to_client(lua_State *L, const char *p, size_t len, int tagge
       field_str(&d, "name");
       size_t at = d.pos;
       field_cbor(&d, "args", scratch);
-      if (lua_getfield(L, -1, "args") != LUA_TTABLE) {
+      if (rv_getfield(L, -1, "args") != LUA_TTABLE) {
         d.pos = at;
         fail(&d, "Event args is not an array");
       }

@@ -31,7 +31,7 @@ static void cb_null(rv_enc *e) { done(e, cbor_encode_null(room(e), HEAD_MAX)); }
 
 static void cb_boolean(rv_enc *e, int b) { done(e, cbor_encode_bool(b != 0, room(e), HEAD_MAX)); }
 
-static void cb_integer(rv_enc *e, lua_Integer n) {
+static void cb_integer(rv_enc *e, int64_t n) {
   /* cbor-x (the servers' codec) writes JavaScript numbers beyond 32 bits as float64; a
    * native 64-bit int there would turn into a BigInt, which actors do not expect. Only
    * integers a double cannot hold exactly travel as 64-bit ints. */
@@ -46,6 +46,8 @@ static void cb_integer(rv_enc *e, lua_Integer n) {
     done(e, n >= 0 ? cbor_encode_uint64(mag, room(e), HEAD_MAX) : cbor_encode_negint64(mag, room(e), HEAD_MAX));
   }
 }
+
+static void cb_uinteger(rv_enc *e, uint64_t n) { done(e, cbor_encode_uint64(n, room(e), HEAD_MAX)); }
 
 static void cb_number(rv_enc *e, lua_Number d) { done(e, cbor_encode_double((double)d, room(e), HEAD_MAX)); }
 
@@ -74,7 +76,7 @@ static void cb_key(rv_enc *e, const char *s, size_t len, size_t i) {
 }
 
 const rv_sink rv_cbor_sink = {
-    cb_null, cb_boolean, cb_integer, cb_number, cb_text,     cb_bytes,
+    cb_null, cb_boolean, cb_integer, cb_uinteger, cb_number, cb_text, cb_bytes,
     cb_array_begin, cb_item, cb_nothing, cb_map_begin, cb_key, cb_nothing,
 };
 
@@ -92,7 +94,7 @@ typedef struct {
 } cdec;
 
 static void fail(cdec *d, const char *msg) {
-  luaL_error(d->L, "cbor: %s at byte %I", msg, (lua_Integer)d->pos);
+  luaL_error(d->L, "cbor: %s at byte " RV_FMT_I, msg, RV_ARG_I(d->pos));
 }
 
 static size_t left(const cdec *d) { return d->len - d->pos; }
@@ -115,13 +117,8 @@ static uint64_t read_arg(cdec *d, unsigned ai) {
   return v;
 }
 
-static void push_uint(lua_State *L, uint64_t v) {
-  if (v <= (uint64_t)LUA_MAXINTEGER) lua_pushinteger(L, (lua_Integer)v);
-  else lua_pushnumber(L, (lua_Number)v);
-}
-
 static void push_negint(lua_State *L, uint64_t v) { /* the value is -1 - v */
-  if (v <= (uint64_t)LUA_MAXINTEGER) lua_pushinteger(L, -1 - (lua_Integer)v);
+  if (v <= (uint64_t)INT64_MAX) rv_push_int64(L, -1 - (int64_t)v);
   else lua_pushnumber(L, -1.0 - (lua_Number)v);
 }
 
@@ -173,13 +170,15 @@ static void array(cdec *d, unsigned ai) {
   enter(d);
   lua_createtable(L, n < (1u << 20) ? (int)n : (1 << 20), 0);
   lua_Integer count = 0;
+  int first_text = 0; /* only a text string names a compat tag, not bytes that decode alike */
   while (indef ? !at_break(d) : (uint64_t)count < n) {
+    if (count == 0) first_text = left(d) > 0 && (d->p[d->pos] >> 5) == 3;
     item(d);
     lua_rawseti(L, -2, ++count);
   }
   rv_push_array_mt(L);
   lua_setmetatable(L, -2);
-  if (d->tagged && count == 2) rv_untag_top(L, d->scratch);
+  if (d->tagged && count == 2 && first_text) rv_untag_top(L, d->scratch);
   d->depth--;
 }
 
@@ -209,7 +208,8 @@ static void map(cdec *d, unsigned ai) {
   d->depth--;
 }
 
-/* Tags 2/3: big integers as byte strings. Lua gets an integer when it fits, else a float. */
+/* Tags 2/3: big integers as byte strings. Lua gets an integer when it fits 64 bits (see
+ * rv_push_uint64), else a float. */
 static void bignum(cdec *d, uint64_t tag) {
   if (left(d) == 0) fail(d, "truncated input");
   if ((d->p[d->pos] >> 5) != 2) fail(d, "bignum tag without a byte string");
@@ -222,7 +222,7 @@ static void bignum(cdec *d, uint64_t tag) {
     uint64_t v = 0;
     for (; i < len; i++) v = (v << 8) | b[i];
     lua_pop(d->L, 1);
-    if (tag == 2) push_uint(d->L, v);
+    if (tag == 2) rv_push_uint64(d->L, v);
     else push_negint(d->L, v);
   } else {
     double v = 0;
@@ -275,7 +275,7 @@ static void item(cdec *d) {
   unsigned ib = d->p[d->pos++];
   unsigned mt = ib >> 5, ai = ib & 31;
   switch (mt) {
-    case 0: push_uint(d->L, read_arg(d, ai)); return;
+    case 0: rv_push_uint64(d->L, read_arg(d, ai)); return;
     case 1: push_negint(d->L, read_arg(d, ai)); return;
     case 2:
     case 3: string(d, mt, ai); return;

@@ -1,5 +1,6 @@
-/* Internal interface of the codec files: codec.c (bindings, value walker, compat tags,
- * base64, UTF-8), cbor.c, json.c and bare.c.
+/* Internal interface of the codec files: codec.c (Lua bindings, message envelopes),
+ * walk.c (the value walker), tags.c (JSON-compat tags), text.c (UTF-8, base64), num.c
+ * (numbers), and the formats cbor.c, json.c and bare.c.
  *
  * Error model: every codec entry point runs inside rv_protect(), a lua_pcall around the
  * work. Inside it, code raises with luaL_error on bad input or bad user values and never
@@ -11,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 #include "core.h"
@@ -48,15 +50,23 @@ void rv_job_trim(rv_job *job, size_t keep);
 /* Appends to b or raises "out of memory" (only inside rv_protect). */
 void rv_put(lua_State *L, rv_buf *b, const void *p, size_t n);
 
+/* Pushes the bytes of b as a Lua string. */
+static inline void rv_push_buf(lua_State *L, const rv_buf *b) { lua_pushlstring(L, b->data ? b->data : "", b->len); }
+/* 1 when s[0..len) is exactly the NUL-terminated lit. */
+static inline int rv_is(const char *s, size_t len, const char *lit) {
+  return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
 /* ---- encoding Lua values ------------------------------------------------------------ */
 
 struct rv_enc;
 
-/* A wire format's primitive writers; the walker in codec.c decides what to write. */
+/* A wire format's primitive writers; the walker in walk.c decides what to write. */
 typedef struct rv_sink {
   void (*null)(struct rv_enc *e);
   void (*boolean)(struct rv_enc *e, int b);
-  void (*integer)(struct rv_enc *e, lua_Integer n);
+  void (*integer)(struct rv_enc *e, int64_t n);
+  void (*uinteger)(struct rv_enc *e, uint64_t n); /* above INT64_MAX (LuaJIT uint64_t cdata) */
   void (*number)(struct rv_enc *e, lua_Number d);
   void (*text)(struct rv_enc *e, const char *s, size_t len);
   void (*bytes)(struct rv_enc *e, const char *s, size_t len); /* untagged mode only */
@@ -91,7 +101,7 @@ typedef struct rv_enc {
 extern const rv_sink rv_cbor_sink;
 extern const rv_sink rv_json_sink;
 
-/* Pushes the marker metatables (3 stack slots) and fills e. root names the value in errors. */
+/* walk.c. Pushes the marker metatables (3 stack slots) and fills e. root names the value in errors. */
 void rv_enc_init(rv_enc *e, lua_State *L, const rv_sink *sink, rv_buf *out, rv_buf *scratch,
                  int tagged, const char *root);
 /* Encodes the value at stack index idx. */
@@ -103,7 +113,7 @@ void rv_enc_args(rv_enc *e, int idx, lua_Integer n);
 /* The n values at stack slots first .. first + n - 1 as an args array. */
 void rv_enc_args_stack(rv_enc *e, int first, int n);
 
-/* Writes bytes as the compat array ["$Uint8Array","<base64>"] through the sink. */
+/* tags.c: writes bytes as the compat array ["$Uint8Array","<base64>"] through the sink. */
 void rv_enc_tagged_bytes(rv_enc *e, const char *s, size_t len);
 
 /* CBOR pieces the message builders need beyond the sink. */
@@ -115,14 +125,43 @@ void rv_cbor_uint64_full(rv_enc *e, uint64_t v); /* always the 8-byte 0x1b form 
 void rv_cbor_decode(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
 void rv_json_decode(lua_State *L, const char *p, size_t len, int tagged, rv_buf *scratch);
 
-/* Called by the decoders with a freshly decoded 2-element array on top of the stack, in
- * tagged mode: replaces it by what a compat tag stands for. */
+/* tags.c: called by the decoders with a freshly decoded 2-element array on top of the
+ * stack, in tagged mode: replaces it by what a compat tag stands for. */
 void rv_untag_top(lua_State *L, rv_buf *scratch);
 
-/* Pushes the value of an integral double: an integer when |d| <= 2^53, else the float. */
-void rv_push_number(lua_State *L, double d);
+/* ---- num.c: numbers, the same on Lua 5.4 and LuaJIT ------------------------------------ */
 
-/* ---- helpers ------------------------------------------------------------------------- */
+/* Pushes the value of a decoded double: an integer when integral and |d| <= 2^53, else
+ * the float. */
+void rv_push_number(lua_State *L, double d);
+/* Push a decoded integer exactly: on 5.4 an integer (a uint64 above INT64_MAX: the nearest
+ * float); on LuaJIT a number within ±2^53, else int64_t / uint64_t cdata (through
+ * rivet.int64: may call Lua and raise). */
+void rv_push_int64(lua_State *L, int64_t v);
+void rv_push_uint64(lua_State *L, uint64_t v);
+/* Pushes the integer written as -?[0-9]+ in s[0..len) (the char at s[len] must not be a
+ * digit: a NUL, say) as the two above do; beyond 64 bits the nearest float. 0 (nothing
+ * pushed) when s is not of that form. */
+int rv_push_decimal(lua_State *L, const char *s, size_t len);
+
+/* What an integer to encode is: not one, one that fits int64_t, one above INT64_MAX. */
+enum { RV_INT_NONE, RV_INT_SIGNED, RV_INT_UNSIGNED };
+/* 1 and *i when the number at idx is an integer to encode as one: on 5.4 the integer
+ * subtype; on LuaJIT an integral number within ±2^53 other than -0 (anything else is sent
+ * as the double it is, which loses nothing). */
+int rv_number_integer(lua_State *L, int idx, int64_t *i);
+/* 1 and *v when the value at idx is an integer that fits int64_t: on 5.4 the integer
+ * subtype; on LuaJIT a number with an exact integer value or such cdata. For values
+ * that must be integers (ids): anything else is the caller's error. */
+int rv_toint64(lua_State *L, int idx, int64_t *v);
+#ifdef RV_TCDATA
+/* LuaJIT: the value at idx as an int64_t (RV_INT_SIGNED, *i; uint64_t cdata up to
+ * INT64_MAX too) or uint64_t above INT64_MAX (RV_INT_UNSIGNED, *u) cdata; RV_INT_NONE for
+ * anything else, other cdata included. */
+int rv_cdata_integer(lua_State *L, int idx, int64_t *i, uint64_t *u);
+#endif
+
+/* ---- text.c: UTF-8 and base64 -------------------------------------------------------- */
 
 int rv_utf8_valid(const char *s, size_t len);
 /* Length (1-4) of the well-formed UTF-8 sequence at p (avail bytes), its code point in *cp;

@@ -333,7 +333,7 @@ static int new_error(lua_State *L, int uv, const char *group, const char *code) 
     lua_pushstring(L, code);
     lua_setfield(L, e, "code");
   }
-  if (lua_rawgeti(L, uv, UV_ERRMT) == LUA_TTABLE) lua_setmetatable(L, e);
+  if (rv_rawgeti(L, uv, UV_ERRMT) == LUA_TTABLE) lua_setmetatable(L, e);
   else lua_pop(L, 1);
   return e;
 }
@@ -445,7 +445,7 @@ static void set_close_fields(lua_State *L, int e, int has_code, lua_Integer code
 
 static void push_close_message(lua_State *L, const char *what, int has_code, lua_Integer code,
                                int reason, int handshake_failed) {
-  if (has_code) lua_pushfstring(L, "%s (code: %I, reason: %s)", what, (LUAI_UACINT)code, lua_tostring(L, reason));
+  if (has_code) lua_pushfstring(L, "%s (code: " RV_FMT_I ", reason: %s)", what, RV_ARG_I(code), lua_tostring(L, reason));
   else if (handshake_failed) lua_pushliteral(L, "Connection failed (handshake failed, no close frame)");
   else lua_pushliteral(L, "Connection lost (no close frame)");
 }
@@ -559,7 +559,7 @@ static int register_call(lua_State *L, rv_conn *c, int uv, lua_Integer id, const
   /* the reference first: it may raise (memory), and nothing is allocated yet */
   int ref = LUA_NOREF;
   if (!lua_isnil(L, futi)) {
-    if (lua_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
+    if (rv_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
       lua_pop(L, 1);
       lua_newtable(L);
       lua_pushvalue(L, -1);
@@ -672,7 +672,7 @@ static int l_subscribe(lua_State *L) {
   lua_rawgeti(L, uv, UV_SUBS);
   int subs = lua_gettop(L);
   lua_pushvalue(L, 2);
-  if (c->status == ST_DISPOSED || lua_rawget(L, subs) != LUA_TNIL) {
+  if (c->status == ST_DISPOSED || rv_rawget(L, subs) != LUA_TNIL) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -694,7 +694,7 @@ static int l_unsubscribe(lua_State *L) {
   lua_rawgeti(L, uv, UV_SUBS);
   int subs = lua_gettop(L);
   lua_pushvalue(L, 2);
-  if (lua_rawget(L, subs) == LUA_TNIL) {
+  if (rv_rawget(L, subs) == LUA_TNIL) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -756,6 +756,7 @@ static void on_init(lua_State *L, rv_conn *c, int uv, int msg, double now) {
 /* Bad bytes from the server (the decoder's complaint at errv): the connection fails with
  * client.malformed_message and closes with 1002. */
 static void malformed(lua_State *L, rv_conn *c, int uv, int errv) {
+  errv = lua_absindex(L, errv); /* callers pass -1: the error and the buffer push above it */
   int e = new_error(L, uv, "client", "malformed_message");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -886,7 +887,7 @@ static int l_feed(lua_State *L) {
     }
   } else if (strcmp(tag, "Error") == 0) {
     /* Presence of actionId decides, not its value: id 0 is a per-action error. */
-    if (lua_getfield(L, msg, "actionId") == LUA_TNIL || rv_isnull(L, -1)) {
+    if (rv_getfield(L, msg, "actionId") == LUA_TNIL || rv_isnull(L, -1)) {
       connection_error(L, c, uv, error_from_msg(L, uv, msg));
     } else {
       rv_call *k = lua_isinteger(L, -1) ? hash_find(c, lua_tointeger(L, -1)) : NULL;
@@ -918,7 +919,7 @@ static int l_closed(lua_State *L) {
   expire(L, c, uv, now);
 
   int known = 1; /* the failure has a group.code that decides whether to retry */
-  int from_frame = lua_rawgeti(L, uv, UV_CONNERR) != LUA_TNIL;
+  int from_frame = rv_rawgeti(L, uv, UV_CONNERR) != LUA_TNIL;
   int e = lua_gettop(L);
   if (!from_frame) {
     lua_pop(L, 1);
@@ -1061,7 +1062,7 @@ static int l_connection_id(lua_State *L) {
  * over the pending calls: cancelling is rare, and this keeps the hot path free of any
  * future -> id map. */
 static rv_call *find_by_value(lua_State *L, rv_conn *c, int uv, int idx) {
-  if (lua_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
+  if (rv_rawgeti(L, uv, UV_REFS) != LUA_TTABLE) {
     lua_pop(L, 1);
     return NULL;
   }
@@ -1132,7 +1133,7 @@ static int l_tostring(lua_State *L) {
 /* Reads opts[k] as a number > 0, or def. */
 static double opt_positive(lua_State *L, const char *k, double def) {
   double v = def;
-  if (lua_getfield(L, 1, k) != LUA_TNIL) {
+  if (rv_getfield(L, 1, k) != LUA_TNIL) {
     if (!lua_isnumber(L, -1)) luaL_error(L, "conn_new: %s must be a number", k);
     v = lua_tonumber(L, -1);
     if (!(v > 0) || v == HUGE_VAL) luaL_error(L, "conn_new: %s must be a positive finite number", k);
@@ -1164,17 +1165,17 @@ static int l_conn_new(lua_State *L) {
   int enc = opt_choice(L, "encoding", "bare", enc_names);
   int line = opt_choice(L, "line", "2.3", line_names);
   int tagged = enc == ENC_JSON || line == LINE_23;
-  if (lua_getfield(L, 1, "tagged") != LUA_TNIL) tagged = enc == ENC_JSON || lua_toboolean(L, -1);
+  if (rv_getfield(L, 1, "tagged") != LUA_TNIL) tagged = enc == ENC_JSON || lua_toboolean(L, -1);
   lua_pop(L, 1);
   double initial = opt_positive(L, "backoff_initial", 0.25);
   double max = opt_positive(L, "backoff_max", 30);
   uint64_t seed = 0x5EEDu;
-  if (lua_getfield(L, 1, "seed") != LUA_TNIL) {
+  if (rv_getfield(L, 1, "seed") != LUA_TNIL) {
     if (!lua_isinteger(L, -1)) luaL_error(L, "conn_new: seed must be an integer");
     seed = (uint64_t)lua_tointeger(L, -1);
   }
   lua_pop(L, 1);
-  int mt_type = lua_getfield(L, 1, "error_mt"); /* index 2 */
+  int mt_type = rv_getfield(L, 1, "error_mt"); /* index 2 */
   if (mt_type != LUA_TNIL && mt_type != LUA_TTABLE) luaL_error(L, "conn_new: error_mt must be a table");
 
   rv_conn *c = rv_newuserdata(L, sizeof *c);

@@ -3,6 +3,7 @@
  * Written here rather than taken from lua-cjson because the protocol needs what cjson
  * cannot do: integers that stay integers, [] told apart from {}, the shortest float text
  * that reads back exactly, and 64-bit integers as ["$BigInt","n"]. */
+#include <inttypes.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,10 +24,10 @@ static void js_boolean(rv_enc *e, int b) {
   else PUTLIT(e, "false");
 }
 
-static void js_integer(rv_enc *e, lua_Integer n) {
-  char tmp[32];
-  int len = snprintf(tmp, sizeof tmp, LUA_INTEGER_FMT, (LUAI_UACINT)n);
-  uint64_t mag = n >= 0 ? (uint64_t)n : (uint64_t)0 - (uint64_t)n;
+/* The decimal text of an integer (neg: minus mag). */
+static void js_int_text(rv_enc *e, int neg, uint64_t mag) {
+  char tmp[24];
+  int len = snprintf(tmp, sizeof tmp, "%s%" PRIu64, neg ? "-" : "", mag);
   if (mag > RV_MAX_SAFE && e->tagged) {
     /* a JavaScript number would round it: send it as a BigInt */
     PUTLIT(e, "[\"$BigInt\",\"");
@@ -37,9 +38,15 @@ static void js_integer(rv_enc *e, lua_Integer n) {
     /* The 2.3 server turns JSON integers beyond 32 bits into CBOR 64-bit integers, which
      * reach the actor as BigInt; a ".0" keeps them JavaScript numbers on both servers,
      * as the CBOR path (float64 for such integers) does. */
-    if (e->tagged && (n > (lua_Integer)UINT32_MAX || n < -(lua_Integer)UINT32_MAX - 1)) PUTLIT(e, ".0");
+    if (e->tagged && (neg ? mag > (uint64_t)UINT32_MAX + 1 : mag > UINT32_MAX)) PUTLIT(e, ".0");
   }
 }
+
+static void js_integer(rv_enc *e, int64_t n) {
+  js_int_text(e, n < 0, n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n);
+}
+
+static void js_uinteger(rv_enc *e, uint64_t n) { js_int_text(e, 0, n); }
 
 static void js_number(rv_enc *e, lua_Number v) {
   double d = (double)v;
@@ -138,7 +145,7 @@ static void js_key(rv_enc *e, const char *s, size_t len, size_t i) {
 static void js_map_end(rv_enc *e) { PUTLIT(e, "}"); }
 
 const rv_sink rv_json_sink = {
-    js_null, js_boolean, js_integer, js_number, js_text,    js_bytes,
+    js_null, js_boolean, js_integer, js_uinteger, js_number, js_text, js_bytes,
     js_array_begin, js_item, js_array_end, js_map_begin, js_key, js_map_end,
 };
 
@@ -155,7 +162,7 @@ typedef struct {
 
 static void fail(jdec *d, const char *msg) {
   if (d->pos >= d->len) luaL_error(d->L, "json: unexpected end of input");
-  luaL_error(d->L, "json: %s at offset %I", msg, (lua_Integer)d->pos);
+  luaL_error(d->L, "json: %s at offset " RV_FMT_I, msg, RV_ARG_I(d->pos));
 }
 
 static void skip_ws(jdec *d) {
@@ -299,18 +306,18 @@ static void number(jdec *d) {
     if (peek(d) == '+' || peek(d) == '-') d->pos++;
     digits(d);
   }
-  /* The grammar is checked; Lua converts the token (an integer when it has no fraction or
-   * exponent and fits, else a float) independently of the C locale. */
+  /* The grammar is checked; Lua converts the token independently of the C locale. A JSON
+   * number is a JavaScript number, a double: integral within 2^53 it becomes an integer,
+   * beyond that it is the double the text stands for ("1152921504606847000" is 2^60),
+   * never a different integer (big integers travel as ["$BigInt","n"]). */
   rv_buf *b = d->scratch;
   b->len = 0;
   rv_put(d->L, b, d->p + start, d->pos - start);
   rv_put(d->L, b, "", 1);
   if (lua_stringtonumber(d->L, b->data) == 0) fail(d, "invalid number");
-  if (!lua_isinteger(d->L, -1)) {
-    double v = (double)lua_tonumber(d->L, -1);
-    lua_pop(d->L, 1);
-    rv_push_number(d->L, v);
-  }
+  double v = (double)lua_tonumber(d->L, -1);
+  lua_pop(d->L, 1);
+  rv_push_number(d->L, v);
 }
 
 static void literal(jdec *d, const char *lit, size_t n) {
@@ -329,11 +336,13 @@ static void array(jdec *d) {
   d->pos++;
   lua_newtable(L);
   lua_Integer n = 0;
+  int first_text = 0; /* only a string names a compat tag, not a tagged value that decodes to one */
   skip_ws(d);
   if (peek(d) == ']') {
     d->pos++;
   } else {
     for (;;) {
+      if (n == 0) first_text = peek(d) == '"';
       value(d);
       lua_rawseti(L, -2, ++n);
       skip_ws(d);
@@ -348,7 +357,7 @@ static void array(jdec *d) {
   }
   rv_push_array_mt(L);
   lua_setmetatable(L, -2);
-  if (d->tagged && n == 2) rv_untag_top(L, d->scratch);
+  if (d->tagged && n == 2 && first_text) rv_untag_top(L, d->scratch);
   d->depth--;
 }
 

@@ -8,6 +8,7 @@
  * The WebSocket side (libwebsockets) joins this loop later through the extra file
  * descriptors that curl_multi_poll() accepts, so there stays one place that sleeps. */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -149,7 +150,7 @@ static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
 }
 
 static int opt_number(lua_State *L, int t, const char *k, double *out) {
-  int ty = lua_getfield(L, t, k);
+  int ty = rv_getfield(L, t, k);
   int ok = 0;
   if (ty == LUA_TNUMBER) {
     *out = lua_tonumber(L, -1);
@@ -162,7 +163,7 @@ static int opt_number(lua_State *L, int t, const char *k, double *out) {
 }
 
 static const char *opt_string(lua_State *L, int t, const char *k, size_t *len) {
-  int ty = lua_getfield(L, t, k);
+  int ty = rv_getfield(L, t, k);
   const char *s = NULL;
   if (ty == LUA_TSTRING) s = lua_tolstring(L, -1, len);
   else if (ty != LUA_TNIL) luaL_error(L, "request option '%s' must be a string", k);
@@ -220,7 +221,7 @@ static int l_request(lua_State *L) {
 
   /* headers: collected before touching curl so a Lua error cannot leak the list */
   struct curl_slist *hl = NULL;
-  if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
+  if (rv_getfield(L, 2, "headers") == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
@@ -257,6 +258,13 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+#if LIBCURL_VERSION_NUM >= 0x075700
+  /* A transfer removed (cancel, timeout, close) while its host name is being resolved:
+   * without this, curl joins the resolver thread, which blocks until the name server
+   * answers or times out (30 s and more); with it, the thread is detached and frees
+   * itself when the look-up ends (the module stays loaded for it: rv_pin_module). */
+  curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -338,7 +346,7 @@ static void push_headers(lua_State *L, const rv_buf *h) {
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
       lua_pushvalue(L, -1);
-      if (lua_rawget(L, -3) == LUA_TSTRING) {
+      if (rv_rawget(L, -3) == LUA_TSTRING) {
         lua_pushliteral(L, ", ");
         lua_pushlstring(L, v, (size_t)(ve - v));
         lua_concat(L, 3);
@@ -606,8 +614,20 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
+/* Keeps this module (and so libcurl and libwebsockets) loaded until the process ends,
+ * even when lua_close() unloads it: host name look-ups that were not waited for (curl's
+ * detached resolver threads, parked getaddrinfo_a requests: ws.c) may still be running
+ * and must find their code and memory. */
+void rv_pin_module(void) {
+  static int pinned;
+  Dl_info di;
+  if (pinned || !dladdr(&pinned, &di) || !di.dli_fname) return;
+  pinned = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != NULL; /* never closed */
+}
+
 /* core.loop() -> a new loop with its own connection cache */
 static int l_new(lua_State *L) {
+  rv_pin_module();
   rv_loop *lp = rv_newuserdata(L, sizeof *lp);
   memset(lp, 0, sizeof *lp);
   luaL_setmetatable(L, RV_LOOP_MT);

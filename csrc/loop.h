@@ -26,6 +26,7 @@ typedef struct rv_loop {
 } rv_loop;
 
 rv_loop *rv_check_loop(lua_State *L);
+void rv_pin_module(void); /* the module is never unloaded (see loop.c) */
 double rv_mono_now(void);
 
 /* ws.c: the WebSocket side of the loop. All are no-ops while lp->ws is NULL. */

@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,6 +64,18 @@ typedef struct rv_wsev {
   char data[]; /* message payload, close reason, error message or selected protocol */
 } rv_wsev;
 
+/* One host name look-up (getaddrinfo_a), in one block. glibc's resolver thread reads the
+ * name and hints and writes into cb until the look-up is done, and gai_cancel cannot stop
+ * one that is running: a socket that goes away first leaves its look-up "parked" (on its
+ * context's list, or the process-wide one once the context is gone) until gai_error says
+ * it is done, and it is freed then. Nothing ever waits for a look-up. */
+typedef struct rv_gai {
+  struct gaicb cb; /* first: glibc's queue points here while the look-up runs */
+  struct rv_gai *next; /* on a parked list */
+  struct addrinfo hints;
+  char name[];
+} rv_gai;
+
 typedef struct rv_ws {
   struct rv_ws *prev, *next;
   struct rv_wsctx *ctx;
@@ -73,7 +86,7 @@ typedef struct rv_ws {
   char *host, *path, *protocols, *origin, *ip, *selected;
   char **headers; /* "name: value" strings */
   int nheaders;
-  struct gaicb *gai; /* while resolving */
+  rv_gai *gai; /* while resolving */
   rv_frame *q_head, *q_tail;
   rv_buf rx;
   int rx_binary;
@@ -108,6 +121,7 @@ typedef struct rv_wsctx {
   int failed_alloc;
   unsigned char *txbuf; /* LWS_PRE + txcap bytes: messages written at once (l_ws_send) */
   size_t txcap;
+  rv_gai *parked; /* look-ups of freed sockets still running (see rv_gai) */
 } rv_wsctx;
 
 static size_t map_slot(lua_Integer id, size_t cap) {
@@ -239,22 +253,62 @@ static void frame_free_all(rv_ws *w) {
   w->q_head = w->q_tail = NULL;
 }
 
+static void gai_release(rv_gai *g) {
+  if (g->cb.ar_result) freeaddrinfo(g->cb.ar_result);
+  free(g);
+}
+
+/* Frees a look-up at once if it is not running (cancelled while queued, done, or never
+ * started); otherwise puts it on *parked. Never waits. */
+static void gai_park(rv_gai **parked, rv_gai *g) {
+  if (gai_cancel(&g->cb) == EAI_NOTCANCELED && gai_error(&g->cb) == EAI_INPROGRESS) {
+    g->next = *parked;
+    *parked = g;
+    return;
+  }
+  gai_release(g);
+}
+
+/* Frees the parked look-ups that are done (gai_error: glibc has stopped using them). */
+static void gai_reap(rv_gai **parked) {
+  rv_gai **p = parked;
+  while (*p) {
+    rv_gai *g = *p;
+    if (gai_error(&g->cb) == EAI_INPROGRESS) {
+      p = &g->next;
+    } else {
+      *p = g->next;
+      gai_release(g);
+    }
+  }
+}
+
+/* Look-ups still running when their loop closed. Reaped when a context is made or
+ * destroyed; the module stays loaded (rv_pin_module), so closing the Lua state does not
+ * unmap the list that keeps them reachable. */
+static rv_gai *global_parked;
+static pthread_mutex_t global_parked_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void gai_adopt(rv_gai *list) {
+  pthread_mutex_lock(&global_parked_lock);
+  while (list) {
+    rv_gai *n = list->next;
+    list->next = global_parked;
+    global_parked = list;
+    list = n;
+  }
+  gai_reap(&global_parked);
+  if (global_parked) rv_pin_module();
+  pthread_mutex_unlock(&global_parked_lock);
+}
+
 static void ws_free(rv_wsctx *c, rv_ws *w) {
   if (w->prev) w->prev->next = w->next;
   else c->list = w->next;
   if (w->next) w->next->prev = w->prev;
   else c->tail = w->prev;
   c->count[w->state]--;
-  if (w->gai) {
-    /* the resolver thread still uses gai until it is cancelled or done */
-    if (gai_cancel(w->gai) == EAI_NOTCANCELED) {
-      const struct gaicb *l[1] = {w->gai};
-      while (gai_error(w->gai) == EAI_INPROGRESS) gai_suspend(l, 1, NULL);
-    }
-    if (w->gai->ar_result) freeaddrinfo(w->gai->ar_result);
-    free((void *)w->gai->ar_request);
-    free(w->gai);
-  }
+  if (w->gai) gai_park(&c->parked, w->gai); /* the resolver may still be using it */
   map_del(&c->map, w->id);
   frame_free_all(w);
   rv_buf_free(&w->rx);
@@ -479,6 +533,7 @@ static rv_wsctx *get_ctx(lua_State *L, rv_loop *lp, const char *ca_file, int tls
       luaL_error(L, "ws_open: this loop's WebSockets were started without TLS (one client, one endpoint)");
     return lp->ws;
   }
+  gai_adopt(NULL); /* frees what earlier loops left running and is done now */
   rv_wsctx *c = calloc(1, sizeof *c);
   if (!c) luaL_error(L, "out of memory");
   /* silent unless a logger is set: failures reach Lua as events anyway */
@@ -648,18 +703,18 @@ static int l_ws_open(lua_State *L) {
   } else if (inet_pton(AF_INET, w->host, tmp) == 1 || inet_pton(AF_INET6, w->host, tmp) == 1) {
     start_connect(w);
   } else {
-    struct addrinfo *hints = calloc(1, sizeof *hints);
-    w->gai = calloc(1, sizeof *w->gai);
-    if (!hints || !w->gai) {
-      free(hints);
+    size_t hl = strlen(w->host);
+    w->gai = calloc(1, sizeof *w->gai + hl + 1);
+    if (!w->gai) {
       ws_free(c, w);
       return luaL_error(L, "out of memory");
     }
-    hints->ai_family = AF_UNSPEC;
-    hints->ai_socktype = SOCK_STREAM;
-    w->gai->ar_name = w->host;
-    w->gai->ar_request = hints;
-    struct gaicb *l[1] = {w->gai};
+    memcpy(w->gai->name, w->host, hl + 1);
+    w->gai->hints.ai_family = AF_UNSPEC;
+    w->gai->hints.ai_socktype = SOCK_STREAM;
+    w->gai->cb.ar_name = w->gai->name;
+    w->gai->cb.ar_request = &w->gai->hints;
+    struct gaicb *l[1] = {&w->gai->cb};
     int r = getaddrinfo_a(GAI_NOWAIT, l, 1, NULL);
     if (r != 0) {
       finish_str(w, EV_ERROR, 0, "dns_failed", gai_strerror(r));
@@ -791,20 +846,18 @@ static void check_resolving(rv_wsctx *c) {
   if (!c->count[WS_RESOLVING]) return;
   for (rv_ws *w = c->list; w; w = w->next) {
     if (w->state != WS_RESOLVING || !w->gai) continue;
-    int r = gai_error(w->gai);
+    int r = gai_error(&w->gai->cb);
     if (r == EAI_INPROGRESS) continue;
     char ip[INET6_ADDRSTRLEN] = "";
     if (r == 0) {
-      for (struct addrinfo *a = w->gai->ar_result; a; a = a->ai_next) {
+      for (struct addrinfo *a = w->gai->cb.ar_result; a; a = a->ai_next) {
         const void *src = a->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
                           : a->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
                                                      : NULL;
         if (src && inet_ntop(a->ai_family, src, ip, sizeof ip)) break;
       }
-      freeaddrinfo(w->gai->ar_result);
     }
-    free((void *)w->gai->ar_request);
-    free(w->gai);
+    gai_release(w->gai);
     w->gai = NULL;
     if (r != 0 || !ip[0]) {
       finish_str(w, EV_ERROR, 0, "dns_failed", r ? gai_strerror(r) : "no address");
@@ -940,6 +993,7 @@ static void collect_flat(lua_State *L, const rv_wsev *e, int wsout, int m) {
 int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n, int wsout, int *m) {
   rv_wsctx *c = lp->ws;
   if (!c) return n;
+  if (c->parked) gai_reap(&c->parked);
   rv_wsev *e;
   while ((e = c->ev_head)) {
     c->ev_head = e->next;
@@ -1005,6 +1059,7 @@ void rv_ws_destroy(rv_loop *lp) {
   }
   lws_context_destroy(c->ctx);
   while (c->list) ws_free(c, c->list);
+  gai_adopt(c->parked); /* look-ups still running outlive the loop; never waited for */
   rv_wsev *e = c->ev_head;
   while (e) {
     rv_wsev *nx = e->next;

@@ -7,9 +7,11 @@ local rivet = require("rivet")
 local client = rivet.client(os.getenv("RIVET_ENDPOINT") or "http://127.0.0.1:6420", { timeout = 15 })
 local room = client.chat:getOrCreate({ "lobby", os.time() .. "-" .. math.random(1e9) })
 
--- Two users, each with their own live connection to the same actor.
-local alice <close> = room:connect()
-local bob <close> = room:connect()
+-- Two users, each with their own live connection to the same actor. On Lua 5.4,
+-- `local alice <close> = room:connect()` would dispose one when its scope ends; this
+-- example runs on LuaJIT too, where client:dispose() at the end closes both.
+local alice = room:connect()
+local bob = room:connect()
 
 local received = { alice = {}, bob = {} }
 for name, conn in pairs({ alice = alice, bob = bob }) do

@@ -195,7 +195,7 @@ describe("rivet token and namespace (" .. env.server .. ")", function()
     local f = io.open(script, "w")
     f:write([[
       package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
-      package.cpath = "./build/?.so;" .. package.cpath
+      package.cpath = "]] .. env.cpath .. [[;" .. package.cpath
       local c = require("rivet").client(arg[1], { timeout = 30 })
       local h = c.raw:getOrCreate(arg[2])
       local ok, e = pcall(function() return h:fetch("/env"):json().headers["x-rivet-token"] end)
@@ -203,7 +203,7 @@ describe("rivet token and namespace (" .. env.server .. ")", function()
       c:dispose()
     ]])
     f:close()
-    local cmd = ("RIVET_TOKEN=%s RIVET_NAMESPACE=default lua5.4 %s http://127.0.0.1:%d %s"):format(TOKEN, script, proxy.port, env.key("tokenv"))
+    local cmd = ("RIVET_TOKEN=%s RIVET_NAMESPACE=default %s %s http://127.0.0.1:%d %s"):format(TOKEN, env.lua_bin, script, proxy.port, env.key("tokenv"))
     local p = io.popen(cmd)
     local out = p:read("a")
     p:close()

@@ -1,6 +1,8 @@
 -- Specs for the codecs of rivet.core: values in CBOR/JSON/BARE, protocol messages with the
 -- wire examples of protocol.md, and hostile input (every decoder must return nil, err).
 local core = require("rivet.core")
+local ints = require("spec.support.ints") -- integers on Lua 5.4 and LuaJIT alike
+local I, P = ints.I, ints.P
 
 -- X"02 00 1b" -> bytes
 local function X(hex)
@@ -14,9 +16,9 @@ end
 local function leb(n)
   local out = {}
   repeat
-    local b = n & 0x7f
-    n = n >> 7
-    if n ~= 0 then b = b | 0x80 end
+    local b = n % 128
+    n = (n - b) / 128
+    if n ~= 0 then b = b + 128 end
     out[#out + 1] = string.char(b)
   until n == 0
   return table.concat(out)
@@ -53,14 +55,15 @@ describe("value round trips", function()
   for _, e in ipairs(ENCODINGS) do
     describe(label(e), function()
       it("keeps integers integers", function()
-        local ints = { 0, 1, -1, 23, 24, -24, -25, 255, 256, 65535, 65536, 2 ^ 31 | 0, -(2 ^ 31 | 0),
-          (1 << 32) - 1, 1 << 32, -(1 << 32), -(1 << 32) - 1, 1 << 40, -(1 << 40), 1 << 53, -(1 << 53),
-          (1 << 53) + 1, -((1 << 53) + 1), math.maxinteger, math.mininteger, math.maxinteger - 1,
-          math.mininteger + 1 }
-        for _, n in ipairs(ints) do
+        -- beyond 2^53 these are int64_t cdata on LuaJIT (spec/support/ints.lua)
+        local list = { 0, 1, -1, 23, 24, -24, -25, 255, 256, 65535, 65536, P(31), -P(31),
+          P(32) - 1, P(32), -P(32), -P(32) - 1, P(40), -P(40), P(53), -P(53),
+          I"9007199254740993", I"-9007199254740993", ints.MAX, ints.MIN, I"9223372036854775806",
+          I"-9223372036854775807" }
+        for _, n in ipairs(list) do
           local out = through(e.enc, e.tagged, n)
           assert.are.equal(n, out)
-          assert.are.equal("integer", math.type(out), "math.type of " .. n)
+          assert.are.equal("integer", ints.type(out), "type of " .. tostring(n))
         end
       end)
 
@@ -69,14 +72,14 @@ describe("value round trips", function()
           5e-324, 1.7976931348623157e308 }) do
           local out = through(e.enc, e.tagged, f)
           assert.are.equal(f, out)
-          assert.are.equal("float", math.type(out))
+          assert.are.equal("float", ints.type(out))
         end
       end)
 
       it("turns integral floats within 2^53 into integers (JavaScript numbers)", function()
         local out = through(e.enc, e.tagged, 5.0)
         assert.are.equal(5, out)
-        assert.are.equal("integer", math.type(out))
+        assert.are.equal("integer", ints.type(out))
       end)
 
       it("carries strings, unicode and a 200 KB string", function()
@@ -131,6 +134,24 @@ describe("value round trips", function()
 end)
 
 describe("compat tags", function()
+  it("bytes that start with $ as the first of two elements are bytes, not a tag name", function()
+    -- found by the value_roundtrip fuzzer (fuzz/corpus/value_roundtrip/regress-bytes-...)
+    local v = core.json_decode('[["$Uint8Array","JCQ="],1]', true)
+    assert.are.equal(2, #v)
+    assert.are.equal("$$", v[1])
+    assert.are.equal(1, v[2])
+    local w = core.json_decode('[["$Uint8Array","JFVpbnQ4QXJyYXk="],"AAE="]', true)
+    assert.are.equal(2, #w)
+    assert.are.equal("$Uint8Array", w[1])
+    assert.are.equal("AAE=", w[2])
+    for _, e in ipairs(ENCODINGS) do
+      local out = through(e.enc, e.tagged, { setmetatable({ "$BigInt" }, core.bytes_mt), "5" })
+      assert.are.equal(2, #out, label(e))
+      assert.are.equal("$BigInt", out[1], label(e))
+      assert.are.equal("5", out[2], label(e))
+    end
+  end)
+
   it("escapes 2-element $-arrays in tagged mode and strips the escape on decode", function()
     assert.are.equal('["$$x",1]', core.json_encode({ "$x", 1 }))
     assert.are.equal('["$$$y",2]', core.json_encode({ "$$y", 2 }))
@@ -150,9 +171,9 @@ describe("compat tags", function()
     local j = '[["$BigInt","123456789012345678"],["$BigInt","-9223372036854775808"],["$BigInt","99999999999999999999"],'
       .. '["$Uint8Array","AQID"],["$ArrayBuffer","AQI"],["$Undefined",0],["$Set",[1,2]],["$$x",1],["$other",1]]'
     local v = assert(core.json_decode(j))
-    assert.are.equal(123456789012345678, v[1])
-    assert.are.equal(math.mininteger, v[2])
-    assert.are.equal("float", math.type(v[3]))
+    assert.are.equal(I"123456789012345678", v[1])
+    assert.are.equal(ints.MIN, v[2])
+    assert.are.equal("float", ints.type(v[3]))
     assert.are.equal(1e20, v[3])
     assert.are.equal("\1\2\3", v[4])
     assert.are.equal("\1\2", v[5])
@@ -179,13 +200,13 @@ describe("compat tags", function()
 
   it("writes big integers as $BigInt in JSON and natively in CBOR", function()
     assert.are.equal('[9007199254740992.0,["$BigInt","9007199254740993"],["$BigInt","-9223372036854775808"]]',
-      core.json_encode({ 1 << 53, (1 << 53) + 1, math.mininteger }))
-    assert.are.equal(X"1b 00 20 00 00 00 00 00 01", core.cbor_encode((1 << 53) + 1, true))
-    assert.are.equal(X"3b 7f ff ff ff ff ff ff ff", core.cbor_encode(math.mininteger))
+      core.json_encode({ P(53), I"9007199254740993", ints.MIN }))
+    assert.are.equal(X"1b 00 20 00 00 00 00 00 01", core.cbor_encode(I"9007199254740993", true))
+    assert.are.equal(X"3b 7f ff ff ff ff ff ff ff", core.cbor_encode(ints.MIN))
     -- more than 32 bits but exact in a double: float64, like cbor-x
-    assert.are.equal(X"fb 42 70 00 00 00 00 00 00", core.cbor_encode(1 << 40))
-    assert.are.equal(X"1a ff ff ff ff", core.cbor_encode((1 << 32) - 1))
-    assert.are.equal(X"3a ff ff ff ff", core.cbor_encode(-(1 << 32)))
+    assert.are.equal(X"fb 42 70 00 00 00 00 00 00", core.cbor_encode(P(40)))
+    assert.are.equal(X"1a ff ff ff ff", core.cbor_encode(P(32) - 1))
+    assert.are.equal(X"3a ff ff ff ff", core.cbor_encode(-P(32)))
   end)
 end)
 
@@ -200,7 +221,7 @@ describe("CBOR decoding", function()
     assert.are.equal(2, d("9b 00 00 00 00 00 00 00 02 01 02")[2])
     assert.are.equal(269, d("19 01 0d"))
     assert.are.equal(1, d("f9 3c 00"))
-    assert.are.equal("integer", math.type(d("f9 3c 00")))
+    assert.are.equal("integer", ints.type(d("f9 3c 00")))
     assert.are.equal(1.5, d("f9 3e 00"))
     assert.are.equal(-2, d("f9 c0 00"))
     assert.are.equal(5.960464477539063e-08, d("f9 00 01"))
@@ -222,11 +243,12 @@ describe("CBOR decoding", function()
     assert.are.equal("2013-03-21", d("c0 6a 32 30 31 33 2d 30 33 2d 32 31"))
     assert.are.equal(256, d("c2 42 01 00"))
     assert.are.equal(-257, d("c3 42 01 00"))
-    assert.are.equal(math.maxinteger, d("c2 48 7f ff ff ff ff ff ff ff"))
+    assert.are.equal(ints.MAX, d("c2 48 7f ff ff ff ff ff ff ff"))
     assert.are.equal(2.0 ^ 64, d("c2 49 01 00 00 00 00 00 00 00 00"))
     assert.are.equal(-1 - 2.0 ^ 64, d("c3 49 01 00 00 00 00 00 00 00 00"))
-    assert.are.equal(2.0 ^ 64 - 1, d("1b ff ff ff ff ff ff ff ff"))
-    assert.are.equal(math.mininteger, d("3b 7f ff ff ff ff ff ff ff"))
+    -- above INT64_MAX: 5.4 has no such integer (the nearest float), LuaJIT a uint64_t
+    assert.are.equal(ints.luajit and I"18446744073709551615" or 2.0 ^ 64 - 1, d("1b ff ff ff ff ff ff ff ff"))
+    assert.are.equal(ints.MIN, d("3b 7f ff ff ff ff ff ff ff"))
     assert.are.equal(5, d("a1 01 05")[1]) -- integer keys stay integers
   end)
 
@@ -270,19 +292,25 @@ end)
 describe("JSON", function()
   it("decodes numbers as integers when exact", function()
     local v = assert(core.json_decode("[5, 5.0, 2.5, 1e2, -0, 9007199254740993, 1e300, -12, 0.1, 1E-7, 123456789012345678901]"))
-    assert.are.equal("integer", math.type(v[1]))
-    assert.are.equal("integer", math.type(v[2]))
+    assert.are.equal("integer", ints.type(v[1]))
+    assert.are.equal("integer", ints.type(v[2]))
     assert.are.equal(2.5, v[3])
     assert.are.equal(100, v[4])
-    assert.are.equal("integer", math.type(v[4]))
+    assert.are.equal("integer", ints.type(v[4]))
     assert.are.equal(0, v[5])
-    assert.are.equal(9007199254740993, v[6])
-    assert.are.equal("integer", math.type(v[6]))
+    -- a JSON number is a JavaScript number: 9007199254740993 reads as 2^53, as in JSON.parse
+    assert.are.equal(P(53), v[6])
+    assert.are.equal("integer", ints.type(v[6]))
     assert.are.equal(1e300, v[7])
     assert.are.equal(-12, v[8])
     assert.are.equal(0.1, v[9])
     assert.are.equal(1e-7, v[10])
-    assert.are.equal("float", math.type(v[11]))
+    assert.are.equal("float", ints.type(v[11]))
+    -- beyond 2^53 the double the text stands for (JSON.stringify(2 ** 60)), not another integer
+    local big = assert(core.json_decode("[1152921504606847000, -1152921504606847000]"))
+    assert.are.equal(2 ^ 60, big[1])
+    assert.are.equal(-2 ^ 60, big[2])
+    assert.are.equal("float", ints.type(big[1]))
   end)
 
   it("writes floats in the shortest exact form", function()
@@ -482,7 +510,7 @@ describe("WebSocket frames", function()
       assert.are.equal(X"02 00 00 c8 01 08" .. "getCount" .. X"01 80",
         core.encode_to_server("bare", { tag = "ActionRequest", id = 200, name = "getCount", args = {} }))
       assert.are.equal(X"02 00 00 ff ff ff ff ff ff ff ff 7f 01" .. "f" .. X"01 80",
-        core.encode_to_server("bare", { tag = "ActionRequest", id = math.maxinteger, name = "f" }))
+        core.encode_to_server("bare", { tag = "ActionRequest", id = ints.MAX, name = "f" }))
     end)
 
     it("decodes Init, Event, ActionResponse and Error", function()
@@ -506,7 +534,7 @@ describe("WebSocket frames", function()
 
       m = assert(core.decode_to_client("bare", X"02 00 02 00 01 0e"))
       assert.are.same({ tag = "ActionResponse", id = 0, output = 14, version = 2 }, m)
-      assert.are.equal("integer", math.type(m.id))
+      assert.are.equal("integer", ints.type(m.id))
 
       m = assert(core.decode_to_client("bare", X"02 00 01 04" .. "user" .. X"07" .. "my_code" .. X"09"
         .. "bad thing" .. X"01 06 b9 00 01 61 61 01 01 01"))
@@ -557,7 +585,7 @@ describe("WebSocket frames", function()
       assert.are.equal(15, m.args[1])
       m = assert(core.decode_to_client("json", '{"body":{"tag":"ActionResponse","val":{"id":["$BigInt","0"],"output":15}}}'))
       assert.are.equal(0, m.id)
-      assert.are.equal("integer", math.type(m.id))
+      assert.are.equal("integer", ints.type(m.id))
       assert.are.equal(15, m.output)
       m = assert(core.decode_to_client("json", '{"body":{"tag":"ActionResponse","val":{"id":7}}}'))
       assert.are.equal(7, m.id)

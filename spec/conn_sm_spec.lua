@@ -1,8 +1,10 @@
 -- The connection state machine (core.conn_new), sans I/O: server frames are built by hand
 -- (protocol.md §9.4-9.6), fed with explicit times, and what comes out is drained.
 local core = require("rivet.core")
+local ints = require("spec.support.ints") -- integers on Lua 5.4 and LuaJIT alike
 
 local NULL = core.null
+local floor = math.floor
 
 ---------------------------------------------------------------------------------------
 -- Value writers for hand-built server frames (deliberately independent of the codecs).
@@ -19,12 +21,32 @@ local function sorted_keys(t)
   return ks
 end
 
+-- n >= 0 (below 2^53) as `bytes` big-endian bytes
+local function be(n, bytes)
+  local t = {}
+  for i = bytes, 1, -1 do
+    t[i] = string.char(n % 256)
+    n = floor(n / 256)
+  end
+  return table.concat(t)
+end
+
+-- a double as 8 big-endian IEEE 754 bytes
+local pack_double
+if string.pack then
+  pack_double = function(v) return string.pack(">d", v) end
+else -- LuaJIT: the bytes of a C double (x86-64 and ARM hosts are little-endian)
+  local ffi = require("ffi")
+  assert(ffi.abi("le"), "a little-endian host")
+  pack_double = function(v) return ffi.string(ffi.new("double[1]", v), 8):reverse() end
+end
+
 local function cbor_head(major, n)
   if n < 24 then return string.char(major * 32 + n) end
   if n < 0x100 then return string.char(major * 32 + 24, n) end
-  if n < 0x10000 then return string.pack(">BI2", major * 32 + 25, n) end
-  if n < 0x100000000 then return string.pack(">BI4", major * 32 + 26, n) end
-  return string.pack(">Bi8", major * 32 + 27, n)
+  if n < 0x10000 then return string.char(major * 32 + 25) .. be(n, 2) end
+  if n < 0x100000000 then return string.char(major * 32 + 26) .. be(n, 4) end
+  return string.char(major * 32 + 27) .. be(n, 8)
 end
 
 local function cbor(v)
@@ -32,12 +54,12 @@ local function cbor(v)
   if v == true then return "\245" end
   if v == false then return "\244" end
   if type(v) == "string" then return cbor_head(3, #v) .. v end
-  if math.type(v) == "integer" then
+  if ints.type(v) == "integer" then
     if v >= 0 then return cbor_head(0, v) end
     return cbor_head(1, -1 - v)
   end
-  if type(v) == "number" then return string.pack(">Bd", 0xfb, v) end
-  if getmetatable(v) == U64 then return string.pack(">Bi8", 0x1b, v[1]) end
+  if type(v) == "number" then return "\251" .. pack_double(v) end
+  if getmetatable(v) == U64 then return "\27" .. be(v[1], 8) end
   local parts = {}
   if ARRAY[v] or #v > 0 then
     for i = 1, #v do parts[i] = cbor(v[i]) end
@@ -54,7 +76,7 @@ local function json(v)
   if type(v) == "string" then
     return '"' .. v:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
   end
-  if math.type(v) == "integer" then return tostring(v) end
+  if ints.type(v) == "integer" then return string.format("%d", v) end
   if type(v) == "number" then return string.format("%.17g", v) end
   if getmetatable(v) == U64 then return '["$BigInt","' .. v[1] .. '"]' end
   local parts = {}
@@ -69,9 +91,9 @@ end
 local function varint(n)
   local out = {}
   repeat
-    local b = n & 0x7f
-    n = n >> 7
-    out[#out + 1] = string.char(n > 0 and (b | 0x80) or b)
+    local b = n % 128
+    n = (n - b) / 128
+    out[#out + 1] = string.char(n > 0 and (b + 128) or b)
   until n == 0
   return table.concat(out)
 end
@@ -119,7 +141,7 @@ local function read_varint(s, pos)
   local n, shift = 0, 0
   repeat
     local b = s:byte(pos)
-    n = n | ((b & 0x7f) << shift)
+    n = n + floor((b % 128) * 2 ^ shift) -- floor: an integer on 5.4
     shift, pos = shift + 7, pos + 1
   until b < 0x80
   return n, pos
@@ -272,7 +294,7 @@ for _, cfg in ipairs(configs) do
         assert.are.equal(i - 1, s[i].id)
         assert.are.equal(name, s[i].name)
       end
-      assert.are.same({ 1 }, { table.unpack(s[1].args) })
+      assert.are.same({ 1 }, { require("spec.support.compat").unpack(s[1].args) })
       assert.are.equal(3, sm:pending())
     end)
 
@@ -850,6 +872,7 @@ for _, cfg in ipairs(configs) do
         { "trailing bytes", init .. "zz" },
         { "bad CBOR in output", ver .. "\2\0\1\255" },
         { "truncated CBOR in event args", ver .. "\3\1n\3\131\1\2" },
+        { "event args not an array", ver .. "\3\1n" .. str(cbor(5)) },
       }) do bad[#bad + 1] = f end
     elseif enc == "cbor" then
       for _, f in ipairs({
@@ -886,6 +909,20 @@ for _, cfg in ipairs(configs) do
         assert.are.equal(1, #errs)
         assert.are.equal("client.malformed_message", errs[1].err.group .. "." .. errs[1].err.code)
         assert.are.equal(ErrorMT, getmetatable(errs[1].err))
+        -- the text is the decoder's complaint (it used to show a C address on the BARE
+        -- fast paths: "userdata: 0x7ffd...")
+        local text = errs[1].err.message
+        local prefix = "Malformed message from the server: "
+        assert.are.equal(prefix, text:sub(1, #prefix))
+        assert.is_nil(text:find("userdata", 1, true), text)
+        assert.is_nil(text:find("0x", 1, true), text)
+        assert.is_true(#text > #prefix, text)
+        local v, derr = core.decode_to_client(enc, case[2], tagged)
+        if case[1] == "event args not an array" then -- the fast path's own check
+          assert.are.equal(prefix .. "bare: Event args is not an array", text)
+        elseif v == nil then
+          assert.are.equal(prefix .. derr, text)
+        end
         local closes = of_kind(out, "close")
         assert.are.equal(1, #closes)
         assert.are.equal(1002, closes[1].code)
@@ -935,6 +972,15 @@ describe("conn_sm options", function()
     assert.has_error(function() core.conn_new({ backoff_initial = -1 }) end)
     assert.has_error(function() core.conn_new({ seed = 1.5 }) end)
     assert.has_error(function() core.conn_new({ error_mt = 1 }) end)
+  end)
+
+  it("refuses a fraction where an integer is needed (LuaJIT would truncate it)", function()
+    local sm = core.conn_new({ encoding = "json" })
+    local ok, err = pcall(sm.closed, sm, 1006.5, "", 1)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("number has no integer representation", 1, true), err)
+    sm:closed(1006, "", 1) -- the integer itself is fine
+    sm:dispose(2)
   end)
 
   it("uses plain tables for errors without error_mt and checks self", function()

@@ -130,7 +130,7 @@ for _, enc in ipairs(env.encodings) do
       it("passes every argument of an event, nils included", function()
         local conn = client.echo:getOrCreate(env.key("c-args")):connect()
         local got
-        conn:on("multi", function(...) got = table.pack(...) end)
+        conn:on("multi", function(...) got = require("spec.support.compat").pack(...) end)
         conn:emit("multi", 1, "two", rivet.null, { x = 3 })
         assert.are.equal(4, got.n)
         assert.are.equal(1, got[1])
@@ -296,15 +296,16 @@ for _, enc in ipairs(env.encodings) do
         conn:dispose() -- twice is harmless
       end)
 
-      it("a <close> variable disposes the connection at scope end", function()
-        local seen
-        do
-          local conn <close> = client.counter:getOrCreate(env.key("c-close")):connect()
-          conn:increment(1)
-          seen = conn
-        end
-        assert.are.equal("disposed", seen.status)
-      end)
+      if rawget(_G, "jit") then
+        pending("a <close> variable disposes the connection at scope end (Lua 5.4 only: <close>)")
+      else
+        it("a <close> variable disposes the connection at scope end", function()
+          local seen = require("spec.support.lua54").in_close_scope(
+            function() return client.counter:getOrCreate(env.key("c-close")):connect() end,
+            function(conn) conn:increment(1) end)
+          assert.are.equal("disposed", seen.status)
+        end)
+      end
 
       it("a connection nobody references is collected and its socket closed", function()
         local weak = setmetatable({}, { __mode = "v" })

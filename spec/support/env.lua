@@ -9,6 +9,12 @@ M.server = os.getenv("RIVET_TEST_SERVER") or "v23"
 M.line = M.server == "v20" and "2.0" or "2.3"
 M.encodings = { "bare", "cbor", "json" }
 
+-- The interpreter running the specs (scripts/test.sh runs them on both) and where its
+-- build of rivet.core is: a spec that starts a Lua child process uses the same.
+M.luajit = rawget(_G, "jit") ~= nil
+M.lua_bin = M.luajit and "luajit" or "lua5.4"
+M.cpath = M.luajit and "./build/luajit/?.so" or "./build/?.so"
+
 local seq = 0
 local run_id = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
 

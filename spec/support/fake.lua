@@ -22,7 +22,7 @@ function M.spawn(cmd, pattern, what)
   end
   local caps = { (line or ""):match(pattern) }
   assert(caps[1], (what or cmd) .. " did not start: " .. tostring(line))
-  return out, table.unpack(caps)
+  return out, require("spec.support.compat").unpack(caps)
 end
 
 --- Starts the fake server; returns {endpoint=, pid=, stop=function}.
