@@ -29,8 +29,13 @@ local settle = Future.settle
 local pack, unpack = compat.pack, compat.unpack
 
 local RUNNER_MAX = 1000 -- items one runner timer takes before it makes way for a new one
-local RUNNER_IDLE = 10  -- seconds a runner waits for more work before it ends
+local RUNNER_IDLE = 1   -- seconds a runner waits for more work before it ends (a running
+                        -- timer holds up a graceful stop or reload this long at most)
 local WATCH_PERIOD = 3600
+-- A waiting light thread wakes at least this often to pump connections whose deadline
+-- has passed: deadlines then hold even when nginx has no timer left for them
+-- (lua_max_running_timers / lua_max_pending_timers reached).
+local WAIT_SLICE = 1
 
 -- Phases in which cosockets, ngx.sleep and ngx.semaphore waits work.
 local YIELDABLE = {
@@ -90,7 +95,7 @@ function Scheduler:await(fut, timeout)
     w[#w + 1] = sema
     local deadline = timeout and now() + timeout
     while not fut.done do
-      local left = 3600
+      local left = WAIT_SLICE
       if deadline then
         left = deadline - now()
         if left <= 0 then
@@ -100,8 +105,24 @@ function Scheduler:await(fut, timeout)
           end
           error(timeout_error("waited " .. timeout .. " s"), 0)
         end
+        if left > WAIT_SLICE then left = WAIT_SLICE end
       end
-      sema:wait(left)
+      if not sema:wait(left) and not fut.done then
+        if ngx.worker.exiting() then
+          -- nginx is stopping: its timers fire at once now, so waiting would spin;
+          -- close everything, and end this wait if that did not settle it
+          self:_shutdown()
+          if not fut.done then
+            local ws = fut._waiters
+            if ws then
+              for i = #ws, 1, -1 do if ws[i] == sema then table.remove(ws, i) end end
+            end
+            error(errors.new("client", "disposed", "nginx is shutting down"), 0)
+          end
+        else
+          self:_pump_due()
+        end
+      end
     end
   end
   if fut.ok then return fut.value end
@@ -154,6 +175,9 @@ local function runner(premature, self)
       run_item(item)
     else
       self.queue, self.qhead, self.qtail = {}, 1, 0
+      -- stopping nginx: what is queued ran; do not wait for more (timers fire at once
+      -- now, so an idle wait would not wait)
+      if ngx.worker.exiting() then break end
       local ok = sema:wait(RUNNER_IDLE)
       if not ok and not self.queue[self.qhead] then break end
     end
@@ -318,6 +342,28 @@ function Scheduler:set_wake(src, t)
   if not ok then
     src._pump_at = nil
     ngx.log(ngx.ERR, "rivet: could not start a connection timer: ", tostring(err))
+  end
+end
+
+-- Pumps the connections whose deadline has passed (a waiting thread's fallback for
+-- pump timers that nginx could not start).
+function Scheduler:_pump_due()
+  local t = now()
+  local due
+  for src in pairs(self.sources) do
+    local w = src._wake
+    if w and w <= t then
+      if due then due[#due + 1] = src else due = { src } end
+    end
+  end
+  if due then
+    for i = 1, #due do
+      local src = due[i]
+      if self.sources[src] then
+        local ok, err = pcall(src.pump, src)
+        if not ok then ngx.log(ngx.ERR, "rivet: pumping a connection failed: ", tostring(err)) end
+      end
+    end
   end
 end
 

@@ -182,6 +182,11 @@ local function owner(premature, self, w)
   while true do
     if not flush(w, sock) then failed = true break end
     if w.done or w.closing then break end
+    if ngx.worker.exiting() then
+      -- nginx is stopping (its timers fire at once now: waiting would spin)
+      w.closing, w.code, w.reason = true, 1001, "Going Away"
+      break
+    end
     w.sema:wait(3600)
   end
   if not failed and w.closing then
@@ -191,7 +196,7 @@ local function owner(premature, self, w)
     end
     -- the server's answer ends the reader; do not wait for it longer than the grace
     local until_t = now() + CLOSE_GRACE
-    while not w.done and now() < until_t do w.sema:wait(until_t - now()) end
+    while not w.done and now() < until_t and not ngx.worker.exiting() do w.sema:wait(until_t - now()) end
     flush(w, sock) -- an answer to the server's close, if that came meanwhile
   end
   ngx.thread.kill(rd)
