@@ -2,7 +2,10 @@
 -- Driven by scripts/bench.sh; by hand:
 --   LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" \
 --     lua5.4 bench/lua_bench.lua ENDPOINT WORKLOAD N KEY
+--   (LuaJIT: LUA_CPATH="./build/luajit/?.so;;" luajit bench/lua_bench.lua ...)
 -- WORKLOAD: stateless | conn | pipeline | events | conns | connect
+-- Runs on Lua 5.4 and LuaJIT 2.1 alike: no `//`, math.type, string.pack or other
+-- 5.4-only calls here.
 local rivet = require("rivet")
 local core = require("rivet.core")
 
@@ -29,7 +32,7 @@ end
 
 local client = rivet.client(endpoint, { encoding = os.getenv("BENCH_ENCODING") or "bare" })
 local handle = client.counter:getOrCreate(key)
-local warm = math.min(200, math.max(20, n // 10))
+local warm = math.min(200, math.max(20, math.floor(n / 10)))
 
 local function open(h)
   local conn = h:connect()

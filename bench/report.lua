@@ -2,8 +2,13 @@
 --   lua5.4 bench/report.lua RESULTS.txt TITLE MACHINE CONNS
 -- RESULTS.txt lines: "<round> <workload> <client> <metric> <value>". Each cell is the
 -- median over rounds; ratios are ours/theirs (lua/ts) and ours/floor (lua/floor).
+-- When the results hold the luajit client too, a second table puts LuaJIT beside Lua 5.4:
+-- medians, luajit/lua5.4 (median of the rounds and per round), the target "LuaJIT at
+-- least as fast as Lua 5.4" (time rows: ratio ≤ 1; throughput rows: ≥ 1; memory rows are
+-- reported without a target), and LuaJIT's own ratios to rivetkit/client and the floor.
 local path, title, machine, conns = arg[1], arg[2] or "", arg[3] or "", arg[4] or "1000"
 local vals = {} -- vals[workload.."/"..metric][client] = {v...}
+local by_round = {} -- by_round[workload.."/"..metric][client][round] = v
 for line in io.lines(path) do
   local r, w, c, m, v = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)$")
   if r then
@@ -11,6 +16,9 @@ for line in io.lines(path) do
     vals[k] = vals[k] or {}
     vals[k][c] = vals[k][c] or {}
     table.insert(vals[k][c], tonumber(v))
+    by_round[k] = by_round[k] or {}
+    by_round[k][c] = by_round[k][c] or {}
+    by_round[k][c][r] = tonumber(v)
   end
 end
 
@@ -18,28 +26,31 @@ local function median(t)
   if not t or #t == 0 then return nil end
   table.sort(t)
   local n = #t
-  if n % 2 == 1 then return t[(n + 1) // 2] end
-  return (t[n // 2] + t[n // 2 + 1]) / 2
+  local h = math.floor(n / 2)
+  if n % 2 == 1 then return t[h + 1] end
+  return (t[h] + t[h + 1]) / 2
 end
 
--- key, label, unit scale, direction ("low" = lower is better), target vs theirs, floor check
+-- key, label, unit scale, direction ("low" = lower is better), target vs theirs, floor check,
+-- kind ("time", "rate" or "memory": whether "LuaJIT at least as fast" applies)
 local rows = {
-  { "stateless/p50_ms", "stateless action latency, median (ms)", 1, "low", 0.5, true },
-  { "stateless/p99_ms", "stateless action latency, p99 (ms)", 1, "low", 0.5, true },
-  { "conn/p50_ms", "connection action latency, median (ms)", 1, "low", 0.8, true },
-  { "conn/p99_ms", "connection action latency, p99 (ms)", 1, "low", 0.8, true },
-  { "pipeline/ops_per_s", "pipelined throughput, 64 in flight (actions/s)", 1, "high", 1.5 },
-  { "events/events_per_s", "event throughput (events/s)", 1, "high", 1.5 },
-  { "conn/cpu_ms_per_10k", "client CPU per 10k connection actions, sequential (ms)", 1, "low", 0.25 },
-  { "pipeline/cpu_ms_per_10k", "client CPU per 10k connection actions, pipelined (ms)", 1, "low", 0.25 },
-  { "stateless/cpu_ms_per_10k", "client CPU per 10k stateless actions (ms)", 1, "low" },
-  { "events/cpu_ms_per_10k", "client CPU per 10k events received (ms)", 1, "low" },
-  { "conns/rss_n_kb", "resident size with " .. conns .. " open connections (MiB)", 1 / 1024, "low" },
-  { "conns/rss_1_kb", "resident size with 1 open connection (MiB)", 1 / 1024, "low" },
-  { "conns/kb_per_conn", "memory per connection beyond the first (KiB)", 1, "low", 0.2 },
-  { "connect/p50_ms", "connect() to Init, median (ms)", 1, "low", nil, true },
-  { "connect/p99_ms", "connect() to Init, p99 (ms)", 1, "low" },
+  { "stateless/p50_ms", "stateless action latency, median (ms)", 1, "low", 0.5, true, "time" },
+  { "stateless/p99_ms", "stateless action latency, p99 (ms)", 1, "low", 0.5, true, "time" },
+  { "conn/p50_ms", "connection action latency, median (ms)", 1, "low", 0.8, true, "time" },
+  { "conn/p99_ms", "connection action latency, p99 (ms)", 1, "low", 0.8, true, "time" },
+  { "pipeline/ops_per_s", "pipelined throughput, 64 in flight (actions/s)", 1, "high", 1.5, nil, "rate" },
+  { "events/events_per_s", "event throughput (events/s)", 1, "high", 1.5, nil, "rate" },
+  { "conn/cpu_ms_per_10k", "client CPU per 10k connection actions, sequential (ms)", 1, "low", 0.25, nil, "time" },
+  { "pipeline/cpu_ms_per_10k", "client CPU per 10k connection actions, pipelined (ms)", 1, "low", 0.25, nil, "time" },
+  { "stateless/cpu_ms_per_10k", "client CPU per 10k stateless actions (ms)", 1, "low", nil, nil, "time" },
+  { "events/cpu_ms_per_10k", "client CPU per 10k events received (ms)", 1, "low", nil, nil, "time" },
+  { "conns/rss_n_kb", "resident size with " .. conns .. " open connections (MiB)", 1 / 1024, "low", nil, nil, "memory" },
+  { "conns/rss_1_kb", "resident size with 1 open connection (MiB)", 1 / 1024, "low", nil, nil, "memory" },
+  { "conns/kb_per_conn", "memory per connection beyond the first (KiB)", 1, "low", 0.2, nil, "memory" },
+  { "connect/p50_ms", "connect() to Init, median (ms)", 1, "low", nil, true, "time" },
+  { "connect/p99_ms", "connect() to Init, p99 (ms)", 1, "low", nil, nil, "time" },
 }
+local unpack = table.unpack or unpack
 
 local function fmt(v, scale)
   if v == nil then return "—" end
@@ -55,10 +66,10 @@ print("### " .. title)
 print()
 print("Machine: " .. machine)
 print()
-print("| workload | lua-rivetkit | rivetkit/client | C floor | ours/theirs | target | ours/floor |")
+print("| workload | lua-rivetkit (Lua 5.4) | rivetkit/client | C floor | ours/theirs | target | ours/floor |")
 print("|---|--:|--:|--:|--:|:-:|--:|")
 for _, row in ipairs(rows) do
-  local key, label, scale, dir, target, floor_check = table.unpack(row, 1, 6)
+  local key, label, scale, dir, target, floor_check = unpack(row, 1, 6)
   local cells = vals[key] or {}
   local ours, theirs, fl = median(cells.lua), median(cells.ts), median(cells.floor)
   if ours or theirs or fl then
@@ -84,3 +95,67 @@ for _, row in ipairs(rows) do
   end
 end
 print()
+
+-- LuaJIT beside Lua 5.4 (only when the luajit client ran)
+local function has_luajit()
+  for _, cells in pairs(vals) do if cells.luajit then return true end end
+  return false
+end
+if has_luajit() then
+  -- "0.20x (met ≤0.5x)": q against a target in direction dir
+  local function check(q, dir, target)
+    q = math.floor(q * 100 + 0.5) / 100 -- judged as printed (two decimals)
+    local ok = (dir == "low" and q <= target) or (dir == "high" and q >= target)
+    return string.format("%s %s%.2gx", ok and "met" or "**missed**", dir == "low" and "≤" or "≥", target)
+  end
+  print("#### LuaJIT beside Lua 5.4 (same run)")
+  print()
+  print("| workload | Lua 5.4 | LuaJIT | LuaJIT/5.4 | per round, median (min–max) | LuaJIT at least as fast | LuaJIT/theirs | LuaJIT/floor |")
+  print("|---|--:|--:|--:|--:|:-:|--:|--:|")
+  local jrows = {}
+  for i, row in ipairs(rows) do jrows[i] = row end
+  table.insert(jrows, { "conns/lua_heap_kb_per_conn", "Lua heap per connection beyond the first (KiB, collectgarbage)",
+    1, "low", nil, nil, "memory" })
+  for _, row in ipairs(jrows) do
+    local key, label, scale, dir, target, floor_check, kind = unpack(row, 1, 7)
+    local cells = vals[key] or {}
+    local l54, lj, theirs, fl = median(cells.lua), median(cells.luajit), median(cells.ts), median(cells.floor)
+    if l54 or lj then
+      local ratio, rounds_s, tgt, vs_theirs, vs_floor = "—", "—", "", "—", "—"
+      if l54 and lj and l54 ~= 0 then
+        local q = lj / l54
+        ratio = string.format("%.2fx", q)
+        if kind == "memory" then
+          tgt = "(memory: no target)"
+        else
+          tgt = check(q, dir, 1)
+        end
+      end
+      -- the same ratio round by round (within a round the clients run back to back)
+      local rr = by_round[key] or {}
+      local a, b = rr.lua or {}, rr.luajit or {}
+      local qs = {}
+      for r, v in pairs(a) do
+        if b[r] and v ~= 0 then qs[#qs + 1] = b[r] / v end
+      end
+      if #qs > 0 then
+        table.sort(qs)
+        local lo, hi = qs[1], qs[#qs]
+        rounds_s = string.format("%.2f (%.2f–%.2f)", median(qs), lo, hi)
+      end
+      if lj and theirs and theirs ~= 0 then
+        local q = lj / theirs
+        vs_theirs = string.format("%.2fx", q)
+        if target then vs_theirs = vs_theirs .. " (" .. check(q, dir, target) .. ")" end
+      end
+      if lj and fl and fl ~= 0 then
+        local q = lj / fl
+        vs_floor = string.format("%.2fx", q)
+        if floor_check then vs_floor = vs_floor .. " (" .. check(q, "low", 1.2) .. ")" end
+      end
+      print(string.format("| %s | %s | %s | %s | %s | %s | %s | %s |", label, fmt(l54, scale), fmt(lj, scale),
+        ratio, rounds_s, tgt, vs_theirs, vs_floor))
+    end
+  end
+  print()
+end
