@@ -7,7 +7,7 @@ local options = require("rivet.options")
 local runtime = require("rivet.runtime")
 local Handle = require("rivet.handle")
 
-local now = core.now
+local now = require("rivet.compat").now
 
 local Client = {}
 local methods = {}
@@ -102,6 +102,11 @@ function Client.new(endpoint, opts)
   local kind = runtime.pick(opts.transport, 3)
 
   local transport, sched = runtime.new(kind)
+  if kind == "resty" and ca_file then
+    -- cosockets trust what lua_ssl_trusted_certificate names (docs/openresty.md)
+    local n = rawget(_G, "ngx")
+    n.log(n.WARN, "rivet: the ca_file option has no effect inside nginx; use lua_ssl_trusted_certificate")
+  end
   local self = {
     _endpoint = endpoint,
     _url = parse_endpoint(endpoint),

@@ -8,6 +8,32 @@ M.pack = table.pack or function(...) return { n = select("#", ...), ... } end
 --- table.unpack (5.1: the global unpack).
 M.unpack = table.unpack or unpack -- luacheck: ignore 113
 
+--- Monotonic seconds, the clock of every deadline (core.now). On LuaJIT on Linux it is
+--- read through the FFI: a classic C function ends a JIT trace at every call (the library
+--- calls now() several times per action), an FFI call is compiled into the trace. Same
+--- clock and arithmetic as rv_mono_now (csrc/loop.c), so the two are interchangeable;
+--- core.now wherever the FFI is missing or clock_gettime was declared differently by
+--- someone else (the FFI clock is tried once).
+M.now = require("rivet.core").now
+do
+  local jit_ = rawget(_G, "jit")
+  local okf, ffi = false, nil
+  if jit_ and jit_.os == "Linux" then okf, ffi = pcall(require, "ffi") end
+  if okf then
+    pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } rivet_timespec;"
+      .. " int clock_gettime(int clk_id, rivet_timespec *tp);")
+    local ok, ts = pcall(ffi.new, "rivet_timespec")
+    if ok then
+      local C = ffi.C
+      local function now()
+        C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+        return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+      end
+      if pcall(now) then M.now = now end
+    end
+  end
+end
+
 local math_type = math.type
 local floor = math.floor
 

@@ -11,7 +11,7 @@ local protocol = require("rivet.protocol")
 local raw = require("rivet.raw")
 local new_future = require("rivet.future").new
 
-local now = core.now
+local now = compat.now
 local null = core.null
 local log_on = log.enabled
 local unpack = compat.unpack

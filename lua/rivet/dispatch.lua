@@ -11,6 +11,19 @@ local array_mt = core.array_mt
 
 local M = {}
 
+-- The action call for name k (made by a function of its own, so that the __index
+-- below captures nothing: a function that closes upvalues ends in UCLO, which LuaJIT
+-- does not compile, and a missing private field, e.g. handle._params, is read through
+-- that __index on every call).
+local function action_caller(k, mt, what)
+  return function(obj, ...)
+    if getmetatable(obj) ~= mt then
+      error("action '" .. k .. "' must be called with a colon: " .. what .. ":" .. k .. "(...)", 2)
+    end
+    return obj:_call(k, 3, ...)
+  end
+end
+
 --- Makes `methods` the __index of objects with metatable `mt`: a name it lacks (and that
 --- does not start with "_") becomes function(obj, ...) return obj:_call(name, 3, ...) end.
 --- The closure is made once per name and stored in `methods`, so later look-ups are plain
@@ -19,13 +32,8 @@ local M = {}
 function M.actions(methods, mt, what)
   setmetatable(methods, {
     __index = function(_, k)
-      if type(k) ~= "string" or k:sub(1, 1) == "_" then return nil end
-      local f = function(obj, ...)
-        if getmetatable(obj) ~= mt then
-          error("action '" .. k .. "' must be called with a colon: " .. what .. ":" .. k .. "(...)", 2)
-        end
-        return obj:_call(k, 3, ...)
-      end
+      if type(k) ~= "string" or k:byte(1) == 95 then return nil end -- 95: "_"
+      local f = action_caller(k, mt, what)
       rawset(methods, k, f)
       return f
     end,

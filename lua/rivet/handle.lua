@@ -6,7 +6,7 @@ local errors = require("rivet.errors")
 local options = require("rivet.options")
 local protocol = require("rivet.protocol")
 
-local now = core.now
+local now = require("rivet.compat").now
 local null = core.null
 local pack_args = dispatch.pack_args
 

@@ -11,7 +11,7 @@ local errors = require("rivet.errors")
 local options = require("rivet.options")
 local protocol = require("rivet.protocol")
 
-local now = core.now
+local now = require("rivet.compat").now
 local null = core.null
 local byte, char = string.byte, string.char
 local floor = math.floor

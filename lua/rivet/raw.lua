@@ -10,7 +10,7 @@ local protocol = require("rivet.protocol")
 local log = require("rivet.log")
 local options = require("rivet.options")
 
-local now = core.now
+local now = compat.now
 local null = core.null
 
 local M = {}

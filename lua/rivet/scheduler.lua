@@ -8,7 +8,7 @@ local core = require("rivet.core")
 local errors = require("rivet.errors")
 local compat = require("rivet.compat")
 
-local now = core.now
+local now = compat.now
 local co_running, co_resume, co_status, co_yield, co_create =
   coroutine.running, coroutine.resume, coroutine.status, coroutine.yield, coroutine.create
 local huge = math.huge
@@ -435,29 +435,35 @@ local function timeout_error(what)
   return errors.new("client", "timeout", what or "timed out")
 end
 
+-- A task waits by yielding (its own function: the timer's closure captures co, and a
+-- function with captured locals ends in UCLO, which LuaJIT does not compile).
+local function await_in_task(self, fut, timeout, co, task)
+  if task.cancelled then error(cancelled_error(), 0) end
+  local w = fut._waiters
+  if not w then w = {}; fut._waiters = w end
+  w[#w + 1] = co
+  local timer, expired
+  if timeout then
+    timer = self:timer(now() + timeout, function() expired = true; self:_wake(co) end)
+  end
+  repeat co_yield(AWAIT) until fut.done or expired or task.cancelled
+  self:cancel_timer(timer)
+  if not fut.done then
+    local ws = fut._waiters
+    if ws then
+      for i = #ws, 1, -1 do if ws[i] == co then table.remove(ws, i) end end
+    end
+    if task.cancelled then error(cancelled_error(), 0) end
+    error(timeout_error("waited " .. timeout .. " s"), 0)
+  end
+end
+
 function Scheduler:await(fut, timeout)
   if not fut.done then
     local co, main = co_running()
     local task = not main and self.tasks[co]
     if task then
-      if task.cancelled then error(cancelled_error(), 0) end
-      local w = fut._waiters
-      if not w then w = {}; fut._waiters = w end
-      w[#w + 1] = co
-      local timer, expired
-      if timeout then
-        timer = self:timer(now() + timeout, function() expired = true; self:_wake(co) end)
-      end
-      repeat co_yield(AWAIT) until fut.done or expired or task.cancelled
-      self:cancel_timer(timer)
-      if not fut.done then
-        local ws = fut._waiters
-        if ws then
-          for i = #ws, 1, -1 do if ws[i] == co then table.remove(ws, i) end end
-        end
-        if task.cancelled then error(cancelled_error(), 0) end
-        error(timeout_error("waited " .. timeout .. " s"), 0)
-      end
+      await_in_task(self, fut, timeout, co, task)
     else
       local deadline = timeout and now() + timeout or huge
       while not fut.done do
