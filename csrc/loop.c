@@ -24,12 +24,19 @@
  * (loop:stream_pause): past this the transfer is paused, so memory stays bounded. */
 #define RV_STREAM_RX_LIMIT (1024 * 1024)
 
+/* The most response body bytes a request holds at once (the whole body, or for a
+ * streamed one what is not yet handed to Lua) unless the max_response option says
+ * otherwise: a server sending an endless body fails the call with "response_too_large"
+ * instead of filling memory. */
+#define RV_MAX_RESPONSE_DEFAULT (64 * 1024 * 1024)
+
 typedef struct rv_req {
   struct rv_req *prev, *next;
   CURL *easy;
   lua_Integer id;
   struct curl_slist *headers;
-  char *body; /* request body, owned (curl does not copy POSTFIELDS) */
+  char *body; /* request body, owned; read by on_read_body, never rewound */
+  size_t body_len, body_off;
   rv_buf resp;
   rv_buf head; /* raw response header lines of the last header block */
   char *errbuf;
@@ -43,6 +50,8 @@ typedef struct rv_req {
   unsigned tx_paused : 1;  /* curl waits for upload data */
   unsigned want_sent : 1;  /* a "want" event went out for this pause */
   unsigned up_eof : 1;     /* the upload is complete */
+  unsigned too_large : 1;  /* the body went past max_response: the transfer was failed */
+  size_t max_response;     /* bound of resp.len */
   rv_buf up;               /* upload bytes not yet taken by curl, from up_off */
   size_t up_off;
 } rv_req;
@@ -102,6 +111,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     r->rx_paused = 1; /* curl hands the same bytes again once unpaused */
     return CURL_WRITEFUNC_PAUSE;
   }
+  if (len > r->max_response || r->resp.len > r->max_response - len) {
+    r->too_large = 1;
+    return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
+  }
   return rv_buf_append(&r->resp, p, len) ? len : 0; /* 0 makes curl fail with WRITE_ERROR */
 }
 
@@ -118,6 +131,27 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     if (status >= 200) r->head_ready = 1; /* not a 1xx block */
   }
   return len;
+}
+
+/* The request body, handed to curl by this callback rather than as POSTFIELDS: a body
+ * curl cannot rewind (on_seek_body) is a body it cannot send twice. libcurl re-sends a
+ * request on its own when a reused connection dies before any answer byte, POST too;
+ * through a proxy that cut the connection after the request got through, that ran an
+ * action twice (the soak saw it). Now such a request fails (client.connection_lost). */
+static size_t on_read_body(char *dst, size_t size, size_t n, void *ud) {
+  rv_req *r = ud;
+  size_t cap = size * n, have = r->body_len - r->body_off;
+  size_t k = have < cap ? have : cap;
+  memcpy(dst, r->body + r->body_off, k);
+  r->body_off += k;
+  return k;
+}
+
+static int on_seek_body(void *ud, curl_off_t offset, int origin) {
+  (void)ud;
+  (void)offset;
+  (void)origin;
+  return CURL_SEEKFUNC_CANTSEEK;
 }
 
 /* Upload data for curl: what loop:upload gave, else a pause until it gives more. */
@@ -179,7 +213,9 @@ static int opt_bool(lua_State *L, int t, const char *k) {
 }
 
 /* loop:request{method=, url=, headers={"Name: value", ...}, body=, timeout=seconds,
- *              ca_file=, insecure=, stream=, upload=} -> id
+ *              ca_file=, insecure=, stream=, upload=, max_response=bytes} -> id
+ * max_response: the most body bytes held at once (default RV_MAX_RESPONSE_DEFAULT); past
+ *   it the request ends with err "response_too_large".
  * Starts the transfer; it progresses only inside poll().
  * stream: poll reports {id=, stream="head", status=, headers=} once the headers are in,
  *   then {id=, stream="data", data=} pieces (loop:stream_pause holds them back), and
@@ -198,6 +234,8 @@ static int l_request(lua_State *L) {
   const char *ca_file = opt_string(L, 2, "ca_file", NULL);
   double timeout = 0;
   int has_timeout = opt_number(L, 2, "timeout", &timeout);
+  double max_response = 0;
+  int has_max = opt_number(L, 2, "max_response", &max_response);
   int stream = opt_bool(L, 2, "stream"), upload = opt_bool(L, 2, "upload");
   if (upload && body) return luaL_error(L, "request: body and upload exclude each other");
 
@@ -208,6 +246,10 @@ static int l_request(lua_State *L) {
   rv_buf_init(&r->up);
   r->stream = stream ? 1 : 0;
   r->upload = upload ? 1 : 0;
+  r->max_response = RV_MAX_RESPONSE_DEFAULT;
+  if (has_max && max_response >= 1) {
+    r->max_response = max_response >= (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_response;
+  }
   r->id = ++lp->next_id;
   r->next = lp->reqs;
   if (lp->reqs) lp->reqs->prev = r;
@@ -253,6 +295,10 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  /* a pooled connection idle longer than this is not reused: below Node's 5 s
+   * keep-alive timeout, so the server has not closed it under us (a request on such a
+   * connection would fail rather than be re-sent: on_read_body) */
+  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 4L);
   curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -276,8 +322,13 @@ static int l_request(lua_State *L) {
       return luaL_error(L, "out of memory");
     }
     memcpy(r->body, body, bodylen);
+    r->body_len = bodylen;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read_body);
+    curl_easy_setopt(e, CURLOPT_READDATA, r);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek_body);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
   } else if (upload) {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
@@ -314,12 +365,18 @@ static const char *err_kind(CURLcode c) {
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR: return "tls_failed";
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: return "bad_url";
+    case CURLE_URL_MALFORMAT: return "bad_url";
+    /* the endpoint is always http(s) (checked in Lua): at this point these mean the
+     * server's answer is not HTTP (HTTP/0.9, a bad status code, a header line without
+     * a colon) */
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_WEIRD_SERVER_REPLY: return "malformed_response";
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE: return "connection_lost";
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SEND_FAIL_REWIND: return "connection_lost"; /* a re-send refused: see on_read_body */
     default: return "transport_error";
   }
 }
@@ -436,6 +493,21 @@ static int collect(lua_State *L, rv_loop *lp, int out, int n) {
       lua_setfield(L, -2, "body");
       push_headers(L, &r->head);
       lua_setfield(L, -2, "headers");
+    } else if (r->too_large) {
+      lua_pushliteral(L, "response_too_large");
+      lua_setfield(L, -2, "err");
+      lua_pushliteral(L, "the response body exceeded ");
+      lua_pushinteger(L, (lua_Integer)r->max_response);
+      lua_pushliteral(L, " bytes");
+      lua_concat(L, 3);
+      lua_setfield(L, -2, "message");
+    } else if (rc == CURLE_OUT_OF_MEMORY || strncmp(r->errbuf, "Too large response headers", 26) == 0) {
+      /* libcurl's own bounds on response headers (a header line past 100 KiB reads as
+       * out of memory, a header block past 300 KiB as too large) */
+      lua_pushliteral(L, "response_too_large");
+      lua_setfield(L, -2, "err");
+      lua_pushstring(L, r->errbuf[0] ? r->errbuf : "the response headers are too large");
+      lua_setfield(L, -2, "message");
     } else {
       lua_pushstring(L, err_kind(rc));
       lua_setfield(L, -2, "err");

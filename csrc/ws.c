@@ -379,7 +379,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         static const char msg[] = "message too big";
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)msg, sizeof msg - 1);
         finish_str(w, EV_ERROR, 0, "message_too_big", "a message exceeded max_message");
-        return -1;
+        /* not return -1: closing the wsi from inside its receive callback while more
+         * of the peer's data sits in libwebsockets' buffer list made lws_service crash
+         * (libwebsockets 4.1.6, a server flooding a 2^62-byte frame). Stop reading and
+         * let the timeout machinery kill it on the next service instead. */
+        lws_rx_flow_control(wsi, 0);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return 0;
       }
       if (!rv_buf_append(&w->rx, in, len)) {
         finish_str(w, EV_ERROR, 0, "out_of_memory", "out of memory");

@@ -15,7 +15,7 @@ local methods = {}
 local ENCODINGS = { bare = true, cbor = true, json = true }
 local CLIENT_OPTIONS = {
   "endpoint", "encoding", "timeout", "token", "namespace", "pool", "headers", "ca_file", "insecure",
-  "transport", "disableMetadataLookup",
+  "transport", "disableMetadataLookup", "max_response",
 }
 local CLIENT_ALIASES = { poolName = "pool" }
 
@@ -86,16 +86,21 @@ function Client.new(endpoint, opts)
     if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
       error("rivet.client: headers must map header names to strings", 3)
     end
-    if k:find("[\r\n:]") or tostring(v):find("[\r\n]") then
-      error("rivet.client: header '" .. k .. "' contains a line break or colon", 3)
+    if not k:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") or tostring(v):find("[%c]") then
+      error("rivet.client: header " .. string.format("%q", k) .. ": the name must be an HTTP token and the value may not contain control characters (CR, LF, NUL, ...)", 3)
     end
     extra[#extra + 1] = k .. ": " .. tostring(v)
   end
   local token = check_opt(opts, "token", "string", 3) or url_token or os.getenv("RIVET_TOKEN")
+  if token then protocol.check_header_value(token, "rivet.client: the token", 3) end
   local namespace = check_opt(opts, "namespace", "string", 3) or url_ns or os.getenv("RIVET_NAMESPACE") or "default"
   local pool = check_opt(opts, "pool", "string", 3) or os.getenv("RIVET_POOL") or os.getenv("RIVET_RUNNER") or "default"
   local ca_file = check_opt(opts, "ca_file", "string", 3)
   local insecure = opts.insecure == true
+  local max_response = opts.max_response
+  if max_response ~= nil and (type(max_response) ~= "number" or not (max_response >= 1)) then
+    error("rivet.client: option 'max_response' must be a positive number of bytes", 3)
+  end
   if opts.disableMetadataLookup ~= nil and type(opts.disableMetadataLookup) ~= "boolean" then
     error("rivet.client: option 'disableMetadataLookup' must be a boolean, got " .. type(opts.disableMetadataLookup), 3)
   end
@@ -118,6 +123,7 @@ function Client.new(endpoint, opts)
     _pool = pool,
     _ca_file = ca_file,
     _insecure = insecure,
+    _max_response = max_response,
     _transport = transport,
     _transport_kind = kind,
     _sched = sched,
@@ -143,6 +149,7 @@ function methods:_http(req, deadline)
   req.timeout = left
   req.ca_file = self._ca_file
   req.insecure = self._insecure
+  req.max_response = self._max_response
   local sched = self._sched
   local fut = sched:request(req)
   local res
@@ -219,7 +226,13 @@ local function follow_redirect(self, meta)
   if type(meta.clientNamespace) == "string" and meta.clientNamespace ~= "" then
     self._namespace = meta.clientNamespace
   end
-  if type(meta.clientToken) == "string" and meta.clientToken ~= "" then self._token = meta.clientToken end
+  if type(meta.clientToken) == "string" and meta.clientToken ~= "" then
+    if meta.clientToken:find("[%c]") then
+      log.emit("warn", "ignoring a clientToken from /metadata with control characters", nil)
+    else
+      self._token = meta.clientToken
+    end
+  end
   -- never the token itself in a log
   log.emit("info", "the server redirects clients", { endpoint = ep, namespace = self._namespace })
 end

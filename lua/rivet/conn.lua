@@ -325,7 +325,7 @@ local function ws_target(self, id, deadline)
   local client = self._client
   local u = client._url
   local p = client._profile
-  local seg = protocol.pct(id)
+  local seg = protocol.seg(id)
   if client._token and p and p.line == "2.3" then seg = seg .. "@" .. protocol.pct(client._token) end
   local protos = { "rivet", "rivet_encoding." .. client._encoding }
   local params = self._params

@@ -178,9 +178,9 @@ function methods:getGatewayUrl()
       q[#q + 1] = "rvt-crash-policy=sleep"
     end
     if c._token then q[#q + 1] = "rvt-token=" .. pct(c._token) end
-    return c._endpoint .. "/gateway/" .. pct(self._name) .. "?" .. table.concat(q, "&")
+    return c._endpoint .. "/gateway/" .. protocol.seg(self._name) .. "?" .. table.concat(q, "&")
   end
-  local seg = pct(self:_resolve(deadline))
+  local seg = protocol.seg(self:_resolve(deadline))
   if c._token and p.line == "2.3" then seg = seg .. "@" .. pct(c._token) end
   return c._endpoint .. "/gateway/" .. seg
 end
@@ -234,7 +234,7 @@ local function send_action(self, id, name, body, p, deadline)
   local tagged = protocol.tagged(p, enc)
   local res = c:_http({
     method = "POST",
-    url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/action/" .. protocol.pct(name),
+    url = c._endpoint .. "/gateway/" .. protocol.seg(id) .. "/action/" .. protocol.seg(name),
     headers = self:_gateway_headers(enc),
     body = body,
   }, deadline)

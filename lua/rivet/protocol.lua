@@ -60,6 +60,22 @@ function M.pct(s)
   return (s:gsub("[^%w%-_%.~]", pct_char))
 end
 
+--- pct() for one URL path segment: also "." and ".." (which URL handling would remove,
+--- reaching another route) are percent-encoded.
+function M.seg(s)
+  s = M.pct(s)
+  if s == "." or s == ".." then s = s:gsub("%.", "%%2E") end
+  return s
+end
+
+--- Raises a plain error (naming `what`, never showing the value: it may be a secret)
+--- when s has a control character (CR, LF, NUL, ...) that would end or split a header.
+function M.check_header_value(s, what, level)
+  if s:find("[%c]") then
+    error(what .. " may not contain control characters (CR, LF, NUL, ...)", level + 1)
+  end
+end
+
 --- Normalizes a user key (string or array of strings, nil = empty) to an array; raises a
 --- plain error naming the problem.
 function M.check_key(key, level)
@@ -106,19 +122,23 @@ end
 -- Errors after which a key-based handle should look its actor up again.
 local STALE = {
   ["actor.not_found"] = true, ["actor.starting"] = true, ["actor.stopping"] = true,
-  ["actor.not_configured"] = true, ["actor.dropped_reply"] = true,
+  ["actor.not_configured"] = true,
 }
 -- Transient lifecycle/gateway errors: try the same target again after a short pause.
+-- Only states in which the request cannot have reached the actor: an action must never
+-- run twice because the library sent it again. Not here, though the official client
+-- retries some: guard.tunnel_request_aborted / tunnel_message_timeout /
+-- tunnel_response_closed / gateway_response_start_timeout, ups.request_timeout and
+-- actor.dropped_reply, all of which can come after the actor received the request
+-- (the soak counted actions run twice while they were retried).
 local LIFECYCLE = {
   ["actor.restarting"] = true, ["actor.stopped"] = true, ["actor.not_ready"] = true,
   ["actor.destroying"] = true, ["actor.overloaded"] = true, ["actor.starting"] = true,
-  ["actor.stopping"] = true, ["actor.dropped_reply"] = true,
+  ["actor.stopping"] = true,
   ["ws.going_away"] = true, ["guard.service_unavailable"] = true,
   ["guard.actor_wake_retries_exceeded"] = true, ["guard.actor_stopped_while_waiting"] = true,
-  ["guard.tunnel_request_aborted"] = true, ["guard.tunnel_message_timeout"] = true,
-  ["guard.tunnel_response_closed"] = true, ["guard.gateway_response_start_timeout"] = true,
   ["guard.actor_ready_timeout"] = true, ["guard.actor_runner_failed"] = true,
-  ["guard.websocket_garbage_collected"] = true, ["ups.request_timeout"] = true,
+  ["guard.websocket_garbage_collected"] = true,
   ["pegboard.route_wake_signal_timeout"] = true,
 }
 
@@ -216,6 +236,8 @@ local TRANSPORT_MESSAGES = {
   tls_failed = "TLS handshake or certificate verification failed",
   bad_url = "the endpoint URL is not valid",
   connection_lost = "the connection was lost before the response was complete",
+  response_too_large = "the response was larger than the client accepts",
+  malformed_response = "the server's answer is not valid HTTP",
 }
 
 --- ActorError for a request that failed below HTTP (curl's error kind + message).

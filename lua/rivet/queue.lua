@@ -164,7 +164,7 @@ function M.send(h, params, name, body, opts, level)
     local id = h:_resolve(deadline)
     local res = c:_http({
       method = "POST",
-      url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/queue/" .. protocol.pct(name),
+      url = c._endpoint .. "/gateway/" .. protocol.seg(id) .. "/queue/" .. protocol.seg(name),
       headers = h:_gateway_headers(enc, params),
       body = req_body,
     }, deadline)

@@ -37,6 +37,19 @@ local function split_target(s)
   return url_safe(path), url_safe(query)
 end
 
+-- Raises a plain error when a raw path has a "." or ".." segment (also percent-encoded:
+-- %2e): libcurl and URL parsers remove them, so "/../x" would leave the actor's
+-- handler and reach another gateway route.
+local function check_path(s, what, level)
+  local path = (s:match("^%a[%w+.-]*://[^/?#]*(.*)$") or s):match("^[^?#]*")
+  for seg in path:gmatch("[^/]+") do
+    local d = seg:gsub("%%2[eE]", ".")
+    if d == "." or d == ".." then
+      error("bad argument #1 to '" .. what .. "': the path may not have '.' or '..' segments", level + 1)
+    end
+  end
+end
+
 -- Removes the client's token from a message that came from below (libcurl,
 -- libwebsockets): they should never echo it, but a leak would be permanent.
 local function redact(client, msg)
@@ -279,10 +292,14 @@ end
 
 -- The rest of a streamed body that will not be handed out (an error response), at
 -- most `limit` bytes.
-local function drain(stream, limit)
+-- Reads up to `limit` bytes of a streamed body, until its end or `deadline` (the call's:
+-- a body that never ends must not hold the call past it); keeps what came.
+local function drain(stream, limit, deadline)
   local parts, n = {}, 0
   while n < limit do
-    local chunk = stream:read()
+    local left = deadline - now()
+    if left <= 0 then break end
+    local chunk = stream:read(left)
     if not chunk then break end
     parts[#parts + 1] = chunk
     n = n + #chunk
@@ -295,6 +312,7 @@ end
 function M.fetch(h, input, init, level)
   level = level or 1
   local req = normalize(input, init, level + 1)
+  check_path(req.url, "fetch", level + 1)
   local c = h._client
   local deadline = now() + (req.timeout or h._timeout or c._timeout)
   local p = c:_server(deadline)
@@ -306,7 +324,7 @@ function M.fetch(h, input, init, level)
     local st = (req.stream or upload) and c._sched:new_stream(upload) or nil
     local res = c:_http({
       method = req.method,
-      url = c._endpoint .. "/gateway/" .. protocol.pct(id) .. "/request/" .. path .. query,
+      url = c._endpoint .. "/gateway/" .. protocol.seg(id) .. "/request/" .. path .. query,
       headers = wire_headers(h, req),
       body = not upload and req.body or nil,
       upload = upload and true or nil,
@@ -316,7 +334,7 @@ function M.fetch(h, input, init, level)
     local streamed = req.stream and res.body == nil
     if streamed and not (res.status >= 200 and res.status < 300) then
       -- an error response is read whole, so the route's error can be told apart
-      res.body = drain(st, 1024 * 1024)
+      res.body = drain(st, 1024 * 1024, deadline)
       streamed = false
     end
     local err = route_error(res, p)
@@ -606,6 +624,7 @@ function M.websocket(h, path, protocols, opts, level)
   if type(path) ~= "string" then
     error("bad argument #1 to 'websocket': path must be a string, got " .. type(path), level + 1)
   end
+  check_path(path, "websocket", level + 1)
   local user_protos = check_protocols(protocols, level + 1)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #3 to 'websocket': options must be a table, got " .. type(opts), level + 1)
@@ -637,7 +656,7 @@ function M.websocket(h, path, protocols, opts, level)
   local pj = h:_params_json(false)
   if pj then protos[#protos + 1] = "rivet_conn_params." .. protocol.pct(pj) end
 
-  local seg = protocol.pct(id)
+  local seg = protocol.seg(id)
   if c._token and p.line == "2.3" then seg = seg .. "@" .. protocol.pct(c._token) end
   local rpath, query = split_target(path)
   local u = c._url

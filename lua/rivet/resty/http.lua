@@ -137,14 +137,22 @@ local function read_head(sock)
 end
 M.read_head = read_head
 
--- Reads a chunked body; returns body, or nil, err.
-local function read_chunked(sock)
+-- The most body bytes a request reads unless req.max_response says otherwise (as
+-- csrc/loop.c): a longer body fails the call with client.response_too_large.
+local MAX_RESPONSE_DEFAULT = 64 * 1024 * 1024
+local TOO_LARGE = "response_too_large"
+
+-- Reads a chunked body of at most max bytes; returns body, or nil, err.
+local function read_chunked(sock, max)
   local parts = {}
+  local total = 0
   while true do
     local line, err = sock:receive("*l")
     if not line then return nil, err end
     local size = tonumber(line:match("^%s*(%x+)"), 16)
     if not size then return nil, "malformed chunk size" end
+    total = total + size
+    if total > max then return nil, TOO_LARGE end
     if size == 0 then
       -- trailers, up to the empty line
       repeat
@@ -336,20 +344,39 @@ function M.request(req)
         end
         return { status = status, headers = headers, reader = r }
       end
+      local max = req.max_response or MAX_RESPONSE_DEFAULT
       if method == "HEAD" or status == 204 or status == 304 or status == 101 then
         body = ""
       elseif chunked then
-        body, berr = read_chunked(sock)
+        body, berr = read_chunked(sock, max)
       elseif headers["content-length"] then
         local n = tonumber(headers["content-length"])
         if not n or n < 0 then
           body, berr = nil, "malformed content-length"
+        elseif n > max then
+          body, berr = nil, TOO_LARGE
         elseif n > 0 then
           body, berr = sock:receive(n)
         end
       else
+        -- to the end of the connection, in pieces, so that an endless body stops at max
         keep = false
-        body, berr = sock:receive("*a")
+        local parts, total = {}, 0
+        while true do
+          local d, e, partial = sock:receive(PIECE)
+          d = d or partial
+          if d and #d > 0 then
+            total = total + #d
+            if total > max then body, berr = nil, TOO_LARGE break end
+            parts[#parts + 1] = d
+          end
+          if e == "closed" then body = table.concat(parts) break end
+          if e then body, berr = nil, e break end
+        end
+      end
+      if berr == TOO_LARGE then
+        sock:close()
+        return fail(TOO_LARGE, "the response body exceeded " .. max .. " bytes")
       end
       if not body then
         sock:close()
@@ -359,9 +386,11 @@ function M.request(req)
       return { status = status, headers = headers, body = body }
     end
     sock:close()
-    -- a pooled connection the server had closed meanwhile: nothing was answered, so
-    -- try once on a new one
-    if not (reused and attempt == 1 and err == "closed") then
+    -- a pooled connection the server had closed meanwhile: nothing was answered, so a
+    -- GET or HEAD is tried once on a new one; anything else could have reached the
+    -- server (an action must not run twice): it fails
+    local idempotent = method == "GET" or method == "HEAD"
+    if not (reused and attempt == 1 and err == "closed" and idempotent) then
       return fail(classify(err), tostring(err))
     end
   end
