@@ -5,6 +5,7 @@
 #   make test-asan       build/asan/rivet/core.so (ASan + UBSan) and the whole spec suite
 #                        on one server line (ASAN_SERVER, default v20), leak checking on
 #   make test-valgrind   memcheck over the codec, state machine and connection specs
+#   make soak            scripts/soak.sh: the soak with cuts and server restarts (SOAK_SECONDS)
 # Each writes only under build/fuzz, build/asan or .run/; see docs/reliability.md.
 
 FUZZ_CC      ?= clang
@@ -55,3 +56,12 @@ test-asan: deps asan-build
 
 test-valgrind: deps build
 	@scripts/valgrind.sh
+
+# the soak (docs/reliability.md "Soak"): real 2.0 and 2.3 servers of its own (soak-v20,
+# soak-v23) behind fault proxies, cuts, refused periods and kill -9 restarts, for
+# SOAK_SECONDS (default 300); exit status non-zero on a hung call, a call run twice, an
+# event lost while connected, RSS growth or a descriptor leak
+SOAK_SECONDS ?= 300
+.PHONY: soak
+soak: deps build
+	@SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh

