@@ -48,6 +48,14 @@ function Future:cancel()
   return true
 end
 
+--- Forgets waiter w (its wait ended without the future settling: a timeout).
+function Future:_remove_waiter(w)
+  local ws = self._waiters
+  if ws then
+    for i = #ws, 1, -1 do if ws[i] == w then table.remove(ws, i) end end
+  end
+end
+
 --- Settles the future with a value (ignored if it is already settled).
 function Future:resolve(value) return settle(self, true, value) end
 --- Settles the future with an error (ignored if it is already settled).

@@ -449,10 +449,7 @@ local function await_in_task(self, fut, timeout, co, task)
   repeat co_yield(AWAIT) until fut.done or expired or task.cancelled
   self:cancel_timer(timer)
   if not fut.done then
-    local ws = fut._waiters
-    if ws then
-      for i = #ws, 1, -1 do if ws[i] == co then table.remove(ws, i) end end
-    end
+    fut:_remove_waiter(co)
     if task.cancelled then error(cancelled_error(), 0) end
     error(timeout_error("waited " .. timeout .. " s"), 0)
   end

@@ -219,6 +219,17 @@ function Reader:_line(timeout)
   end
 end
 
+-- The next piece of at most self.left bytes (length and chunked framing); nil, err
+local function take(self, timeout)
+  local data, err = self:_piece(self.left < PIECE and self.left or PIECE, timeout)
+  if not data then
+    if err == "timeout" then return nil, timeout_err(timeout) end
+    return self:_fail(err)
+  end
+  self.left = self.left - #data
+  return data
+end
+
 --- The next piece of the body, nil at its end; nil, err on failure or timeout.
 function Reader:read(timeout)
   if self.err then return nil, self.err end
@@ -228,14 +239,9 @@ function Reader:read(timeout)
   local mode = self.mode
   if mode == "length" then
     if self.left == 0 then self:_finish(true) return nil end
-    local data, err = self:_piece(self.left < PIECE and self.left or PIECE, timeout)
-    if not data then
-      if err == "timeout" then return nil, timeout_err(timeout) end
-      return self:_fail(err)
-    end
-    self.left = self.left - #data
-    if self.left == 0 then self:_finish(true) end
-    return data
+    local data, err = take(self, timeout)
+    if data and self.left == 0 then self:_finish(true) end
+    return data, err
   elseif mode == "close" then
     local data, err = self:_piece(PIECE, timeout)
     if not data then
@@ -248,14 +254,9 @@ function Reader:read(timeout)
   -- chunked
   while true do
     if self.left > 0 then
-      local data, err = self:_piece(self.left < PIECE and self.left or PIECE, timeout)
-      if not data then
-        if err == "timeout" then return nil, timeout_err(timeout) end
-        return self:_fail(err)
-      end
-      self.left = self.left - #data
-      if self.left == 0 then self.need_crlf = true end
-      return data
+      local data, err = take(self, timeout)
+      if data and self.left == 0 then self.need_crlf = true end
+      return data, err
     end
     local line, err = self:_line(timeout)
     if not line then

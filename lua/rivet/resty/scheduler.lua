@@ -99,10 +99,7 @@ function Scheduler:await(fut, timeout)
       if deadline then
         left = deadline - now()
         if left <= 0 then
-          local ws = fut._waiters
-          if ws then
-            for i = #ws, 1, -1 do if ws[i] == sema then table.remove(ws, i) end end
-          end
+          fut:_remove_waiter(sema)
           error(timeout_error("waited " .. timeout .. " s"), 0)
         end
         if left > WAIT_SLICE then left = WAIT_SLICE end
@@ -113,10 +110,7 @@ function Scheduler:await(fut, timeout)
           -- close everything, and end this wait if that did not settle it
           self:_shutdown()
           if not fut.done then
-            local ws = fut._waiters
-            if ws then
-              for i = #ws, 1, -1 do if ws[i] == sema then table.remove(ws, i) end end
-            end
+            fut:_remove_waiter(sema)
             error(errors.new("client", "disposed", "nginx is shutting down"), 0)
           end
         else
