@@ -79,7 +79,9 @@ function Client.new(endpoint, opts)
     error("rivet.client: encoding must be \"bare\", \"cbor\" or \"json\", got \"" .. encoding .. "\"", 3)
   end
   local timeout = check_opt(opts, "timeout", "number", 3) or 30
-  if not (timeout > 0) then error("rivet.client: timeout must be a positive number of seconds", 3) end
+  if not (timeout > 0) then -- luacheck: ignore 581 (NaN fails too)
+    error("rivet.client: timeout must be a positive number of seconds", 3)
+  end
   local headers = check_opt(opts, "headers", "table", 3) or {}
   local extra = {}
   for k, v in pairs(headers) do
@@ -87,7 +89,8 @@ function Client.new(endpoint, opts)
       error("rivet.client: headers must map header names to strings", 3)
     end
     if not k:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") or tostring(v):find("[%c]") then
-      error("rivet.client: header " .. string.format("%q", k) .. ": the name must be an HTTP token and the value may not contain control characters (CR, LF, NUL, ...)", 3)
+      error("rivet.client: header " .. string.format("%q", k) .. ": the name must be an HTTP token and the value "
+        .. "may not contain control characters (CR, LF, NUL, ...)", 3)
     end
     extra[#extra + 1] = k .. ": " .. tostring(v)
   end
@@ -98,7 +101,8 @@ function Client.new(endpoint, opts)
   local ca_file = check_opt(opts, "ca_file", "string", 3)
   local insecure = opts.insecure == true
   local max_response = opts.max_response
-  if max_response ~= nil and (type(max_response) ~= "number" or not (max_response >= 1)) then
+  if max_response ~= nil
+    and (type(max_response) ~= "number" or not (max_response >= 1)) then -- luacheck: ignore 581 (NaN fails too)
     error("rivet.client: option 'max_response' must be a positive number of bytes", 3)
   end
   if opts.disableMetadataLookup ~= nil and type(opts.disableMetadataLookup) ~= "boolean" then
@@ -205,7 +209,8 @@ function methods:_rest(method, path, query, body, deadline)
   if res.status < 200 or res.status >= 300 then error(protocol.rest_error(res), 0) end
   local v, err = core.json_decode(res.body, false)
   if v == nil then
-    error(errors.new("client", "malformed_response", "could not decode the server's answer to " .. method .. " " .. path .. ": " .. tostring(err)), 0)
+    error(errors.new("client", "malformed_response",
+      "could not decode the server's answer to " .. method .. " " .. path .. ": " .. tostring(err)), 0)
   end
   return v
 end
@@ -319,7 +324,8 @@ local function check_opts(opts, fname)
   if opts.pool ~= nil and type(opts.pool) ~= "string" then
     error("bad argument #2 to '" .. fname .. "': pool must be a string", 3)
   end
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
+  if opts.timeout ~= nil
+    and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then -- luacheck: ignore 581 (NaN fails too)
     error("bad argument #2 to '" .. fname .. "': timeout must be a positive number of seconds", 3)
   end
   if opts.region ~= nil and type(opts.region) ~= "string" then

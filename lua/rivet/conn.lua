@@ -471,7 +471,8 @@ function methods:_early_lookup()
     -- like a failed attempt: say why unless the server just could not be reached
     if errors.is(p) and not (p.group == "client" and NETWORK_FAILURES[p.code]) then report(self, p) end
     if log_on() then
-      log.emit("warn", "connection: the server profile look-up failed", { actor = self._handle._name, error = tostring(p) })
+      log.emit("warn", "connection: the server profile look-up failed",
+        { actor = self._handle._name, error = tostring(p) })
     end
     self._early_failures = self._early_failures + 1
     self._early_retry_at = now() + early_backoff(self._early_failures)
@@ -573,7 +574,9 @@ end
 --- Sends a message to the actor's queue over HTTP with this connection's params (as the
 --- official client does): conn:send(name, body [, opts]), as handle:send.
 function methods:send(name, body, opts)
-  if getmetatable(self) ~= conn_mt then error("'send' must be called with a colon: conn:send(name, body [, opts])", 2) end
+  if getmetatable(self) ~= conn_mt then
+    error("'send' must be called with a colon: conn:send(name, body [, opts])", 2)
+  end
   local params = self._params
   if params == nil then params = self._handle._params end
   return require("rivet.queue").send(self._handle, params, name, body, opts, 2)

@@ -75,8 +75,8 @@ local function rest_retry(self, method, path, query, body, deadline)
     local ok, res = pcall(c._rest, c, method, path, query, body, deadline)
     if ok then return res end
     if not errors.is(res) then error(res, 0) end
-    attempt = dispatch.retry_after(c._sched, res, attempt, deadline, "retrying an actor look-up after a transient error",
-      { actor = self._name })
+    attempt = dispatch.retry_after(c._sched, res, attempt, deadline,
+      "retrying an actor look-up after a transient error", { actor = self._name })
   end
 end
 
@@ -161,7 +161,9 @@ end
 --- gateway on each request; the path goes before the "?"), as the official client does;
 --- otherwise the id is resolved and the URL names it. Carries the client's token.
 function methods:getGatewayUrl()
-  if getmetatable(self) ~= handle_mt then error("'getGatewayUrl' must be called with a colon: handle:getGatewayUrl()", 2) end
+  if getmetatable(self) ~= handle_mt then
+    error("'getGatewayUrl' must be called with a colon: handle:getGatewayUrl()", 2)
+  end
   local c = self._client
   local deadline = self:_deadline()
   local p = c:_server(deadline)
@@ -241,7 +243,8 @@ local function send_action(self, id, name, body, p, deadline)
   if res.status == 200 then
     local ok, out = core.decode_http_action_response(enc, res.body, tagged)
     if not ok then
-      return nil, errors.new("client", "malformed_response", "could not decode the action's response: " .. tostring(out))
+      return nil, errors.new("client", "malformed_response",
+        "could not decode the action's response: " .. tostring(out))
     end
     if out == null then out = nil end
     return out
@@ -314,7 +317,9 @@ end
 --- accepted, or with opts.wait = true {status = "completed"|"timedOut", response = ...}
 --- (opts.timeout: seconds the actor may take to complete it). See docs/queues.md.
 function methods:send(name, body, opts)
-  if getmetatable(self) ~= handle_mt then error("'send' must be called with a colon: handle:send(name, body [, opts])", 2) end
+  if getmetatable(self) ~= handle_mt then
+    error("'send' must be called with a colon: handle:send(name, body [, opts])", 2)
+  end
   return require("rivet.queue").send(self, nil, name, body, opts, 2)
 end
 
@@ -323,11 +328,16 @@ local CONNECT_OPTIONS = { "timeout" }
 --- Opens a live connection (WebSocket) to the actor: connect([params [, opts]]); params
 --- override the handle's; opts.timeout is the default deadline of its calls.
 function methods:connect(params, opts)
-  if getmetatable(self) ~= handle_mt then error("'connect' must be called with a colon: handle:connect([params])", 2) end
+  if getmetatable(self) ~= handle_mt then
+    error("'connect' must be called with a colon: handle:connect([params])", 2)
+  end
   if opts ~= nil then
-    if type(opts) ~= "table" then error("bad argument #2 to 'connect': options must be a table, got " .. type(opts), 2) end
+    if type(opts) ~= "table" then
+      error("bad argument #2 to 'connect': options must be a table, got " .. type(opts), 2)
+    end
     options.check_keys(opts, CONNECT_OPTIONS, "bad argument #2 to 'connect'", 2)
-    if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
+    if opts.timeout ~= nil
+      and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then -- luacheck: ignore 581 (NaN fails too)
       error("bad argument #2 to 'connect': timeout must be a positive number of seconds", 2)
     end
   end
@@ -337,14 +347,18 @@ end
 --- Raw HTTP request to the actor's onRequest handler: fetch(path_or_request [, init])
 --- returns a response {status, ok, headers, body, :json()} (see docs/raw.md).
 function methods:fetch(input, init)
-  if getmetatable(self) ~= handle_mt then error("'fetch' must be called with a colon: handle:fetch(path [, init])", 2) end
+  if getmetatable(self) ~= handle_mt then
+    error("'fetch' must be called with a colon: handle:fetch(path [, init])", 2)
+  end
   local res = require("rivet.raw").fetch(self, input, init, 2)
   return res
 end
 
 --- Raw WebSocket to the actor's onWebSocket handler: websocket([path [, protocols [, opts]]]).
 function methods:websocket(path, protocols, opts)
-  if getmetatable(self) ~= handle_mt then error("'websocket' must be called with a colon: handle:websocket(path [, protocols])", 2) end
+  if getmetatable(self) ~= handle_mt then
+    error("'websocket' must be called with a colon: handle:websocket(path [, protocols])", 2)
+  end
   local ws = require("rivet.raw").websocket(self, path, protocols, opts, 2)
   return ws
 end

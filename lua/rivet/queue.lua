@@ -125,7 +125,7 @@ local function check_opts(opts, level)
   end
   local t = opts.timeout
   if t ~= nil then
-    if type(t) ~= "number" or not (t >= 0) or t ~= t or t == math.huge then
+    if type(t) ~= "number" or t < 0 or t ~= t or t == math.huge then
       error("bad argument #3 to 'send': timeout must be a non-negative number of seconds", level + 1)
     end
     if not opts.wait then

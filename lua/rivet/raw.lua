@@ -212,12 +212,14 @@ local function normalize(input, init, level)
   if STANDARD_METHODS[method:upper()] then method = method:upper() end
   req.method = method
   if req.body ~= nil and type(req.body) ~= "string" and type(req.body) ~= "function" then
-    error("bad argument to 'fetch': body must be a string or a function returning chunks, got " .. type(req.body), level + 1)
+    error("bad argument to 'fetch': body must be a string or a function returning chunks, got " .. type(req.body),
+      level + 1)
   end
   if req.body ~= nil and (method == "GET" or method == "HEAD") then
     error("bad argument to 'fetch': a " .. method .. " request cannot have a body", level + 1)
   end
-  if req.timeout ~= nil and (type(req.timeout) ~= "number" or not (req.timeout > 0)) then
+  if req.timeout ~= nil
+    and (type(req.timeout) ~= "number" or not (req.timeout > 0)) then -- luacheck: ignore 581 (NaN fails too)
     error("bad argument to 'fetch': timeout must be a positive number of seconds", level + 1)
   end
   req.headers = check_headers(req.headers, level + 1)
@@ -455,7 +457,8 @@ function ws_methods:_on_ws(ws, kind, a, b)
     end
     local h = self._handle
     -- 2.3 names a vanished actor in the reason: let the next call look the key up again
-    if h._key and h._id == self._actor_id and (reason:find("not_found", 1, true) or reason:find("destroyed", 1, true)) then
+    if h._key and h._id == self._actor_id
+      and (reason:find("not_found", 1, true) or reason:find("destroyed", 1, true)) then
       h._id = false
     end
     finish(self, code, reason, err)
@@ -601,7 +604,8 @@ local function check_protocols(protocols, level)
   if protocols == nil then return {} end
   if type(protocols) == "string" then protocols = { protocols } end
   if type(protocols) ~= "table" then
-    error("bad argument #2 to 'websocket': protocols must be a string or an array of strings, got " .. type(protocols), level + 1)
+    error("bad argument #2 to 'websocket': protocols must be a string or an array of strings, got " .. type(protocols),
+      level + 1)
   end
   local out = {}
   for i = 1, #protocols do
@@ -631,7 +635,8 @@ function M.websocket(h, path, protocols, opts, level)
   end
   opts = opts or {}
   options.check_keys(opts, WEBSOCKET_OPTIONS, "bad argument #3 to 'websocket'", level + 1)
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then
+  if opts.timeout ~= nil
+    and (type(opts.timeout) ~= "number" or not (opts.timeout > 0)) then -- luacheck: ignore 581 (NaN fails too)
     error("bad argument #3 to 'websocket': timeout must be a positive number of seconds", level + 1)
   end
   if opts.max_message ~= nil and not compat.is_integer(opts.max_message) then
