@@ -9,7 +9,7 @@
 -- https://namespace:token@host); a private CA from the ca_file option.
 local rivet = require("rivet")
 
-rivet.setLogger(function(level, msg, fields)
+rivet.setLogger(function(level, msg)
   if level ~= "debug" then print(("  [%s] %s"):format(level, msg)) end
 end)
 
@@ -23,6 +23,7 @@ print("stateless whoami -> " .. alice:whoami())
 -- 2. a refused call is a user error with the actor's code and metadata
 local mallory = client.auth:getOrCreate(key, { params = { token = "guess" } })
 local ok, err = pcall(mallory.whoami, mallory)
+assert(not ok, "a wrong token was accepted")
 print(("refused: %s (metadata.reason = %s)"):format(tostring(err),
   tostring(type(err) == "table" and err.metadata and err.metadata.reason)))
 

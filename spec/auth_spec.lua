@@ -203,7 +203,8 @@ describe("rivet token and namespace (" .. env.server .. ")", function()
       c:dispose()
     ]])
     f:close()
-    local cmd = ("RIVET_TOKEN=%s RIVET_NAMESPACE=default %s %s http://127.0.0.1:%d %s"):format(TOKEN, env.lua_bin, script, proxy.port, env.key("tokenv"))
+    local cmd = ("RIVET_TOKEN=%s RIVET_NAMESPACE=default %s %s http://127.0.0.1:%d %s")
+      :format(TOKEN, env.lua_bin, script, proxy.port, env.key("tokenv"))
     local p = io.popen(cmd)
     local out = p:read("a")
     p:close()
@@ -258,7 +259,8 @@ describe("secrets stay out of what is printed (" .. env.server .. ")", function(
 
   it("in the errors of calls that cannot reach the server", function()
     -- a port nothing listens on
-    local sock = io.popen("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")
+    local sock = io.popen("python3 -c 'import socket;s=socket.socket();"
+      .. "s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")
     local port = sock:read("l")
     sock:close()
     local c = rivet.client("http://default:" .. TOKEN .. "@127.0.0.1:" .. port, { timeout = 1.5 })
@@ -268,7 +270,8 @@ describe("secrets stay out of what is printed (" .. env.server .. ")", function(
     clean(e1)
     clean(env.catch(h.fetch, h, "/x"))
     -- the WebSocket URL carries /gateway/{id}@token on 2.3: its errors must not show it
-    c._profile = require("rivet.protocol").profile({ runtime = env.line == "2.3" and "engine" or "rivetkit", version = "x" })
+    c._profile = require("rivet.protocol").profile({
+      runtime = env.line == "2.3" and "engine" or "rivetkit", version = "x" })
     local ws = h:websocket("/x")
     local data, err = ws:receive(5)
     assert.is_nil(data)

@@ -291,7 +291,8 @@ end)
 
 describe("JSON", function()
   it("decodes numbers as integers when exact", function()
-    local v = assert(core.json_decode("[5, 5.0, 2.5, 1e2, -0, 9007199254740993, 1e300, -12, 0.1, 1E-7, 123456789012345678901]"))
+    local v = assert(core.json_decode(
+      "[5, 5.0, 2.5, 1e2, -0, 9007199254740993, 1e300, -12, 0.1, 1E-7, 123456789012345678901]"))
     assert.are.equal("integer", ints.type(v[1]))
     assert.are.equal("integer", ints.type(v[2]))
     assert.are.equal(2.5, v[3])
@@ -578,12 +579,15 @@ describe("WebSocket frames", function()
 
     it("decodes every frame", function()
       local m = assert(core.decode_to_client("json",
-        '{"body":{"tag":"Init","val":{"actorId":"b0aef2fe7cf6d48d","connectionId":"66c8f215-65db-4159-bf2b-91911fd88ec5"}}}'))
-      assert.are.same({ tag = "Init", actorId = "b0aef2fe7cf6d48d", connectionId = "66c8f215-65db-4159-bf2b-91911fd88ec5" }, m)
+        '{"body":{"tag":"Init","val":{"actorId":"b0aef2fe7cf6d48d",'
+        .. '"connectionId":"66c8f215-65db-4159-bf2b-91911fd88ec5"}}}'))
+      assert.are.same(
+        { tag = "Init", actorId = "b0aef2fe7cf6d48d", connectionId = "66c8f215-65db-4159-bf2b-91911fd88ec5" }, m)
       m = assert(core.decode_to_client("json", '{"body":{"tag":"Event","val":{"name":"newCount","args":[15]}}}'))
       assert.are.equal("newCount", m.name)
       assert.are.equal(15, m.args[1])
-      m = assert(core.decode_to_client("json", '{"body":{"tag":"ActionResponse","val":{"id":["$BigInt","0"],"output":15}}}'))
+      m = assert(core.decode_to_client("json",
+        '{"body":{"tag":"ActionResponse","val":{"id":["$BigInt","0"],"output":15}}}'))
       assert.are.equal(0, m.id)
       assert.are.equal("integer", ints.type(m.id))
       assert.are.equal(15, m.output)
@@ -591,16 +595,19 @@ describe("WebSocket frames", function()
       assert.are.equal(7, m.id)
       assert.are.equal(core.null, m.output)
       m = assert(core.decode_to_client("json",
-        '{"body":{"tag":"Error","val":{"group":"user","code":"my_code","message":"bad thing","metadata":{"a":1},"actionId":["$BigInt","1"]}}}'))
+        '{"body":{"tag":"Error","val":{"group":"user","code":"my_code","message":"bad thing","metadata":{"a":1},'
+        .. '"actionId":["$BigInt","1"]}}}'))
       assert.are.equal(1, m.actionId)
       assert.are.equal(1, m.metadata.a)
       assert.is_nil(m.actor)
       m = assert(core.decode_to_client("json",
-        '{"body":{"tag":"Error","val":{"actionId":["$BigInt","1"],"actor":{"actorId":"5vuzl00","generation":3,"key":"bench"},'
+        '{"body":{"tag":"Error","val":{"actionId":["$BigInt","1"],'
+        .. '"actor":{"actorId":"5vuzl00","generation":3,"key":"bench"},'
         .. '"code":"my_code","group":"user","message":"bad thing","metadata":{"a":1}}}}'))
       assert.are.same({ actorId = "5vuzl00", generation = 3, key = "bench" }, m.actor)
       m = assert(core.decode_to_client("json",
-        '{"body":{"tag":"Error","val":{"actionId":null,"code":"forbidden","group":"user","message":"forbidden by onBeforeConnect","metadata":{"reason":"bad token"}}}}'))
+        '{"body":{"tag":"Error","val":{"actionId":null,"code":"forbidden","group":"user",'
+        .. '"message":"forbidden by onBeforeConnect","metadata":{"reason":"bad token"}}}}'))
       assert.is_nil(m.actionId)
       assert.are.equal("bad token", m.metadata.reason)
       assert.is_nil(m.version)

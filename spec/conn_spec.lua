@@ -152,7 +152,8 @@ for _, enc in ipairs(env.encodings) do
             if enc == "json" then
               yes = data:find('"SubscriptionRequest"', 1, true) and data:find('"subscribe":' .. tostring(flag), 1, true)
             elseif enc == "cbor" then
-              yes = data:find("SubscriptionRequest", 1, true) and data:find("subscribe" .. (flag and "\245" or "\244"), 1, true)
+              yes = data:find("SubscriptionRequest", 1, true)
+                and data:find("subscribe" .. (flag and "\245" or "\244"), 1, true)
             else
               yes = data:byte(3) == 1 and data:byte(#data) == (flag and 1 or 0)
             end
@@ -236,7 +237,9 @@ for _, enc in ipairs(env.encodings) do
         local errs = {}
         conn:onError(function(e) errs[#errs + 1] = e end)
         conn:on("boom", function() error("handler exploded") end)
-        conn:on("boom2", function() error(rivet.ActorError and setmetatable({ group = "app", code = "bad", message = "typed" }, rivet.ActorError)) end)
+        conn:on("boom2", function()
+          error(rivet.ActorError and setmetatable({ group = "app", code = "bad", message = "typed" }, rivet.ActorError))
+        end)
         conn:emit("boom")
         conn:emit("boom2")
         wait_for(client, function() return #errs == 2 end, 5, "two handler errors")
@@ -323,12 +326,14 @@ for _, enc in ipairs(env.encodings) do
         end
         assert.is_nil(weak[1])
         -- the socket is gone: the loop refuses to send on it
-        wait_for(client, function() return client._transport:ws_send(ws, "x", true) == false end, 5, "the socket to close")
+        wait_for(client, function() return client._transport:ws_send(ws, "x", true) == false end, 5,
+          "the socket to close")
       end)
     end)
 
     describe("many at once", function()
-      it("opens 60 connections at once, at most a few connecting at a time; disposing waiting ones stops them", function()
+      it("opens 60 connections at once, at most a few connecting at a time; "
+        .. "disposing waiting ones stops them", function()
         local h = client.counter:getOrCreate(env.key("c-many"))
         h:resolve()
         local c0 = client._transport:ws_counts() -- sockets of other tests still closing

@@ -32,7 +32,8 @@ local function unavailable()
   if not execute("command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1") then
     return "unshare or ip not installed"
   end
-  if not execute("env -u LD_PRELOAD unshare -m -n sh -c 'ip link set lo up && mount --bind /etc/hostname /etc/hostname' >/dev/null 2>&1") then
+  if not execute("env -u LD_PRELOAD unshare -m -n sh -c "
+    .. "'ip link set lo up && mount --bind /etc/hostname /etc/hostname' >/dev/null 2>&1") then
     return "unshare -m -n with bind mounts not permitted (needs root)"
   end
   if not execute("test -x " .. sh_quote(node_bin())) then return "node not found at " .. node_bin() end

@@ -1,7 +1,6 @@
 -- 2.3 engine hibernation: the gateway keeps the client's WebSocket open while the actor
 -- sleeps and wakes again; the connection must go on without any reconnect (protocol.md
 -- §13.2). The 2.0 file-system driver has no hibernation.
-local rivet = require("rivet")
 local env = require("spec.support.env")
 
 describe("hibernation (" .. env.server .. ")", function()

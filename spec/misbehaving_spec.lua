@@ -2,7 +2,6 @@
 -- errors, transient errors are retried a bounded number of times, hangs time out.
 local rivet = require("rivet")
 local core = require("rivet.core")
-local env = require("spec.support.env")
 local fake = require("spec.support.fake")
 
 describe("a misbehaving server", function()
@@ -24,6 +23,7 @@ describe("a misbehaving server", function()
     assert.is_false(ok)
     assert.is_true(rivet.isActorError(err, "client.malformed_response"), tostring(err))
     ok, err = call("garbage", "cbor")
+    assert.is_false(ok)
     assert.is_true(rivet.isActorError(err, "client.malformed_response"), tostring(err))
   end)
 

@@ -27,7 +27,7 @@ local KINDS = {
   resolve = function(c, id) return c.a:getOrCreate(id):resolve() end,
   fetch = function(c, id)
     local res = c.a:getForId(id):fetch("/p", { method = "POST", body = "hi" })
-    local _ = res.status, res.headers, res.body
+    local _, _, _ = res.status, res.headers, res.body
     local ok, v = pcall(res.json, res)
     if not ok and not rivet.isActorError(v) then error(v, 0) end
     return res.status

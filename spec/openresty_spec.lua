@@ -53,7 +53,8 @@ describe("openresty (" .. env.server .. ")", function()
   setup(function()
     assert(file_exists(nginx.root .. "/build/luajit/rivet/core.so"),
       "build/luajit/rivet/core.so is missing: run `make LUA=luajit`")
-    assert(os.execute("command -v nginx >/dev/null"), "nginx is not installed (apt-get install nginx libnginx-mod-http-lua)")
+    assert(os.execute("command -v nginx >/dev/null"),
+      "nginx is not installed (apt-get install nginx libnginx-mod-http-lua)")
     px = proxy.start(env.endpoint)
     certs = tls.make_certs()
     good = tls.proxy(env.endpoint, { cert = certs.good_cert, key = certs.good_key })
@@ -341,7 +342,8 @@ describe("openresty (" .. env.server .. ")", function()
         env = { RIVET_ENDPOINT = env.endpoint, RIVET_PROXY_ENDPOINT = px.endpoint },
       })
       local ok, err = xpcall(function()
-        local res = small:get("/conns/many?" .. query({ n = 6, timeout = 2, key = env.key("or-many") }), { timeout = 30 })
+        local res = small:get("/conns/many?" .. query({ n = 6, timeout = 2, key = env.key("or-many") }),
+          { timeout = 30 })
         assert(res.status == 200, "/conns/many -> HTTP " .. res.status .. " (0: no answer within 30 s): " .. res.body)
         local r = json(res)
         assert.are.equal(6, #r.results)

@@ -47,7 +47,8 @@ describe("raw fetch (" .. env.server .. ")", function()
 
   it("accepts a request table, with init overriding it", function()
     local echo = raw:fetch({ url = "/t?q=1", method = "POST", headers = { a = "1" }, body = "from request" }):json()
-    assert.are.same({ "POST", "/t", "?q=1", "from request", "1" }, { echo.method, echo.path, echo.query, echo.body, echo.headers.a })
+    assert.are.same({ "POST", "/t", "?q=1", "from request", "1" },
+      { echo.method, echo.path, echo.query, echo.body, echo.headers.a })
     echo = raw:fetch({ url = "http://actor/u?v=2", method = "POST", body = "x" }, { method = "PUT", body = "y" }):json()
     assert.are.same({ "PUT", "/u", "?v=2", "y" }, { echo.method, echo.path, echo.query, echo.body })
   end)
@@ -89,7 +90,8 @@ describe("raw fetch (" .. env.server .. ")", function()
   it("moves 1 MB bodies both ways", function()
     local big = string.rep("abcdefgh", 131072) -- 1 MiB
     local echo = big_call(function()
-      return raw:fetch("/echo", { method = "POST", body = big, headers = { ["content-type"] = "application/octet-stream" } }):json()
+      return raw:fetch("/echo",
+        { method = "POST", body = big, headers = { ["content-type"] = "application/octet-stream" } }):json()
     end)
     assert.are.equal(#big, #echo.body)
     assert.are.equal(big, echo.body)
@@ -115,7 +117,8 @@ describe("raw fetch (" .. env.server .. ")", function()
 
   it("sends the handle's params as x-rivet-conn-params, calling a params function each time", function()
     local n = 0
-    local h = client.raw:getOrCreate(env.key("rawp"), { params = function() n = n + 1; return { token = "t" .. n, ["ü"] = true } end })
+    local h = client.raw:getOrCreate(env.key("rawp"),
+      { params = function() n = n + 1; return { token = "t" .. n, ["ü"] = true } end })
     local p1 = h:fetch("/p"):json().headers["x-rivet-conn-params"]
     local p2 = h:fetch("/p"):json().headers["x-rivet-conn-params"]
     assert.are.same({ token = "t1", ["ü"] = true }, require("rivet.core").json_decode(p1, false))

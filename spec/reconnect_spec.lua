@@ -35,7 +35,8 @@ describe("reconnection (" .. env.server .. ")", function()
 
   for _, enc in ipairs(env.encodings) do
     describe(enc, function()
-      it("a cut during steady traffic: in-flight calls fail with connection_lost, then it recovers and resubscribes", function()
+      it("a cut during steady traffic: in-flight calls fail with connection_lost, "
+        .. "then it recovers and resubscribes", function()
         local client = pclient(enc, 10)
         local h = client.counter:getOrCreate(env.key("r-cut"))
         local conn = h:connect()
@@ -72,8 +73,8 @@ describe("reconnection (" .. env.server .. ")", function()
         -- a lost call was never re-sent: each of the 7 calls ran at most once. A lost call
         -- may still have run (its frame left before the cut, its answer did not), so the
         -- count is between 1 + the calls that got through + 1, and 7.
-        local count = conn:getCount()
-        assert.is_true(count >= okn + 2 and count <= 7, "count " .. count .. " with " .. okn .. " answered")
+        local ran = conn:getCount()
+        assert.is_true(ran >= okn + 2 and ran <= 7, "count " .. ran .. " with " .. okn .. " answered")
         client:dispose()
       end)
 

@@ -50,7 +50,9 @@ local function rss_mb()
   return pages * 4096 / 1048576
 end
 
-local function name(e) return rivet.isActorError(e) and (e.group .. "." .. e.code) or ("not an ActorError: " .. tostring(e)) end
+local function name(e)
+  return rivet.isActorError(e) and (e.group .. "." .. e.code) or ("not an ActorError: " .. tostring(e))
+end
 
 describe("security: TLS verification is on by default (self-signed certificate)", function()
   local srv, dir, proxy
@@ -153,7 +155,8 @@ describe("security: tokens and connection params never appear in what the librar
     }
     for i, ep in ipairs(endpoints) do
       for _, enc in ipairs({ "json", "bare" }) do
-        local c = rivet.client(ep, { encoding = enc, timeout = 2, token = i < 4 and TOKEN or nil, max_response = 65536 })
+        local c = rivet.client(ep,
+          { encoding = enc, timeout = 2, token = i < 4 and TOKEN or nil, max_response = 65536 })
         add(c)
         local big = c.a:getForId("endless-body", { params = params })
         add(big)
@@ -294,7 +297,8 @@ describe("security: header and path injection", function()
     c:dispose()
   end)
 
-  it("encodes CR, LF, NUL, spaces and dot segments in actor ids, names, keys, action names, paths and params", function()
+  it("encodes CR, LF, NUL, spaces and dot segments in actor ids, names, keys, action names, paths "
+    .. "and params", function()
     local first = #srv.requests() + 1
     for _, enc in ipairs({ "json", "bare" }) do
       local c = rivet.client(srv.endpoint, { encoding = enc, timeout = 5, namespace = "ns\r\nX-Injected: 1",
@@ -381,7 +385,8 @@ describe("security: hostile servers cost bounded memory and fail the call with a
     assert.has_error(function() rivet.client(srv.endpoint, { max_response = 0 }) end)
   end)
 
-  it("an endless header line or endless header lines: client.response_too_large (libcurl's 100 KiB per line, 300 KiB per head)", function()
+  it("an endless header line or endless header lines: client.response_too_large "
+    .. "(libcurl's 100 KiB per line, 300 KiB per head)", function()
     local c = rivet.client(srv.endpoint, { encoding = "json", timeout = 20 })
     for _, id in ipairs({ "endless-header", "many-headers" }) do
       local h = c.a:getForId(id)
@@ -396,7 +401,8 @@ describe("security: hostile servers cost bounded memory and fail the call with a
     c:dispose()
   end)
 
-  it("a WebSocket frame announcing 2^62 bytes, then endless payload: client.message_too_big at max_message (64 MiB default)", function()
+  it("a WebSocket frame announcing 2^62 bytes, then endless payload: client.message_too_big "
+    .. "at max_message (64 MiB default)", function()
     local c = rivet.client(srv.endpoint, { encoding = "bare", timeout = 20 })
     local h = c.a:getForId("huge-frame")
     local errs, _, drss, sent = measure(1, function()

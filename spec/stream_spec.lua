@@ -22,11 +22,13 @@ describe("streaming fetch (" .. env.server .. ")", function()
     -- the actor counts what it has written: far from all of it yet
     local written = h:written()
     assert.is_true(written < 100, "written " .. tostring(written))
-    local lines = { first }
-    for chunk in res:chunks() do lines[#lines + 1] = chunk end
-    local all = table.concat(lines)
+    local chunks = { first }
+    for chunk in res:chunks() do chunks[#chunks + 1] = chunk end
+    local all = table.concat(chunks)
     local n = 0
-    for i, line in ipairs((function() local t = {} for l in all:gmatch("[^\n]+") do t[#t + 1] = l end return t end)()) do
+    local lines = {}
+    for l in all:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    for i, line in ipairs(lines) do
       assert.are.equal("chunk " .. (i - 1), line)
       n = i
     end

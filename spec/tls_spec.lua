@@ -2,12 +2,8 @@
 -- a throw-away CA. Verification (chain and host name) is on by default, ca_file trusts
 -- a private CA, insecure = true turns verification off.
 local rivet = require("rivet")
-local core = require("rivet.core")
-local protocol = require("rivet.protocol")
 local env = require("spec.support.env")
 local tls = require("spec.support.tls")
-
-local now = core.now
 
 describe("TLS (" .. env.server .. ")", function()
   local certs, good, wrong, id, profile

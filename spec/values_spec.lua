@@ -154,7 +154,8 @@ for _, enc in ipairs(env.encodings) do
       for _, v in ipairs({ ffi.new("int32_t", 1), ffi.new("double", 1.5), ffi.new("char[4]") }) do
         local ok, err = pcall(echo.echo, echo, { x = v })
         assert.is_false(ok)
-        assert.truthy(tostring(err):find("cannot encode a cdata value that is not an int64_t or uint64_t", 1, true), err)
+        assert.truthy(tostring(err):find("cannot encode a cdata value that is not an int64_t or uint64_t", 1, true),
+          err)
       end
     end)
 

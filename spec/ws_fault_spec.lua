@@ -57,8 +57,8 @@ describe("a misbehaving connection endpoint", function()
       local client, conn = connect(enc, "huge-frame")
       local ok, err = pcall(conn.action, conn, "work")
       assert.is_false(ok)
-      assert.is_true(rivet.isActorError(err, "client.connection_lost") or rivet.isActorError(err, "client.malformed_message"),
-        tostring(err))
+      assert.is_true(rivet.isActorError(err, "client.connection_lost")
+        or rivet.isActorError(err, "client.malformed_message"), tostring(err))
       client:dispose()
     end)
   end

@@ -137,11 +137,11 @@ function M.many(args)
   local rivet = require("rivet")
   local client = rivet.client(clients.endpoint(args.via), { timeout = tonumber(args.timeout) or 2 })
   local n = tonumber(args.n) or 6
-  local list = {}
-  for i = 1, n do list[i] = client.counter:getOrCreate((args.key or "many") .. "-" .. i):connect() end
+  local opened = {}
+  for i = 1, n do opened[i] = client.counter:getOrCreate((args.key or "many") .. "-" .. i):connect() end
   local out = {}
   for i = 1, n do
-    local ok, v = pcall(list[i].increment, list[i], 1)
+    local ok, v = pcall(opened[i].increment, opened[i], 1)
     out[i] = ok and { value = v } or require("reply").describe_error(v)
   end
   client:dispose()

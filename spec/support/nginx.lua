@@ -180,7 +180,8 @@ function Server:parallel(paths, timeout)
   local dir = self.prefix .. "/client"
   local script = {}
   for i, path in ipairs(paths) do
-    script[#script + 1] = ("curl -sS -g --noproxy '*' --max-time %d -o %s/par-%d -w '%%{http_code}' %s > %s/par-%d.code 2>&1 &")
+    script[#script + 1] = ("curl -sS -g --noproxy '*' --max-time %d -o %s/par-%d -w '%%{http_code}' %s"
+      .. " > %s/par-%d.code 2>&1 &")
       :format(timeout or 30, sh_quote(dir), i, sh_quote(self.url .. path), sh_quote(dir), i)
   end
   script[#script + 1] = "wait"
@@ -294,7 +295,9 @@ function M.start(opts)
     -- what the conf does not say itself: in the foreground, the pid file in the prefix,
     -- workers as root when we are root (they must read the 0700 temp directories)
     local globals = {}
-    local function has(directive) return conf:find("\n%s*" .. directive .. "%s") or conf:find("^%s*" .. directive .. "%s") end
+    local function has(directive)
+      return conf:find("\n%s*" .. directive .. "%s") or conf:find("^%s*" .. directive .. "%s")
+    end
     if not has("daemon") then globals[#globals + 1] = "daemon off;" end
     if not has("pid") then globals[#globals + 1] = "pid " .. prefix .. "/logs/nginx.pid;" end
     if not has("user") and run("id -u"):match("^0") then globals[#globals + 1] = "user root;" end
@@ -312,7 +315,8 @@ function M.start(opts)
     local up = false
     for _ = 1, math.floor((opts.timeout or 15) / 0.05) do
       if not srv:running() then break end
-      local code = run(("curl -s --noproxy '*' -o /dev/null --max-time 2 -w '%%{http_code}' %s"):format(sh_quote(srv.url .. (opts.ready or "/"))))
+      local code = run(("curl -s --noproxy '*' -o /dev/null --max-time 2 -w '%%{http_code}' %s")
+        :format(sh_quote(srv.url .. (opts.ready or "/"))))
       if code ~= "" and code ~= "000" then up = true break end
       sleep(0.05)
     end

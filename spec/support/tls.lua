@@ -26,7 +26,8 @@ function M.make_certs()
     local ext = io.open(dir .. "/" .. name .. ".ext", "w")
     ext:write("subjectAltName=" .. san .. "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
     ext:close()
-    sh(("openssl x509 -req -in %s/%s.csr -CA %s/ca.pem -CAkey %s/ca.key -CAcreateserial -days 2 -out %s/%s.pem -extfile %s/%s.ext")
+    sh(("openssl x509 -req -in %s/%s.csr -CA %s/ca.pem -CAkey %s/ca.key -CAcreateserial -days 2"
+      .. " -out %s/%s.pem -extfile %s/%s.ext")
       :format(dir, name, dir, dir, dir, name, dir, name))
   end
   ca("ca")
