@@ -3,6 +3,7 @@
 #   make LUA=luajit   build build/luajit/rivet/core.so for LuaJIT 2.1 (objects in build/luajit/obj)
 #   make test     install what is missing, build both, start both test servers, run every
 #                 spec on Lua 5.4 and on LuaJIT
+#   make lint     luacheck over lua/, spec/ and examples/ (also part of make test)
 #   make demo     start a local 2.3 server with the example actors and run examples/counter.lua
 
 # LUA picks the interpreter the module is for: lua5.4 (default) or luajit. One C source
@@ -35,7 +36,7 @@ OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS := $(wildcard csrc/*.h)
 SO   := $(BUILD)/rivet/core.so
 
-.PHONY: all build build-all deps test demo bench clean install
+.PHONY: all build build-all deps test lint demo bench clean install
 
 all: build
 build: $(SO)
@@ -58,6 +59,10 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory build-all
 	@scripts/test.sh
+
+# luacheck over the Lua sources (.luacheckrc); make test runs it too
+lint:
+	luacheck lua spec examples
 
 demo: deps
 	@$(MAKE) --no-print-directory build

@@ -8,6 +8,8 @@
 #   RIVET_TEST_SERVERS=none scripts/test.sh      no server (offline specs only)
 #   RIVET_TEST_LUAS=luajit scripts/test.sh       one interpreter only (lua5.4, luajit)
 #
+# A full run (no arguments) first runs the static checks, one TAP line each: luacheck
+# over lua/, spec/ and examples/ (.luacheckrc).
 # Both servers start in parallel, once (scripts/servers.sh, names test-v23 and
 # test-v20); then one pass per server and interpreter (v23/lua5.4, v23/luajit,
 # v20/lua5.4, v20/luajit) runs `LUA /usr/bin/busted -o TAP ARGS` from the
@@ -73,6 +75,30 @@ on_signal() {
 }
 trap on_signal INT TERM HUP
 
+total_p=0 total_f=0 total_s=0 rc_all=0
+# One TAP line for a command that must exit 0: "ok - LABEL", or "not ok - LABEL" followed
+# by what it printed (as TAP comments).
+run_check() { # LABEL COMMAND...
+	local label=$1 out="$RUN/check.out"
+	shift
+	if "$@" >"$out" 2>&1 </dev/null 9>&-; then
+		echo "ok - $label"
+		total_p=$((total_p + 1))
+	else
+		echo "not ok - $label"
+		sed 's/^/# /' "$out"
+		total_f=$((total_f + 1)) rc_all=1
+	fi
+}
+# The static checks of a full run, before the servers start: luacheck (.luacheckrc) over
+# each Lua directory, so a warning fails make test.
+t_checks=$(date +%s.%N)
+if [ $# -eq 0 ]; then
+	for d in lua spec examples; do
+		run_check "luacheck $d/" luacheck --no-color --formatter plain "$d"
+	done
+fi
+
 t_start=$(date +%s.%N)
 declare -A start_rc
 for s in $servers; do
@@ -90,7 +116,6 @@ for s in "${started[@]}"; do
 done
 t_ready=$(date +%s.%N)
 
-total_p=0 total_f=0 total_s=0 rc_all=0
 run_pass() { # LABEL LUA (env already exported)
 	local label=$1 lua=$2 out="$RUN/tap-$1.out" rc counts p f sk
 	# In the background + wait, so that a signal to this script runs its trap
@@ -187,8 +212,8 @@ if [ $# -eq 0 ] && [ "${RIVET_TEST_RELIABILITY:-1}" = 1 ] && [ -n "$servers" ]; 
 	RIVET_TEST_SERVERS=v20 run_tap_script asan scripts/asan.sh --ci
 fi
 t_rel=$(date +%s.%N)
-awk -v a="$t_start" -v b="$t_ready" -v c="$t_tests" -v d="$t_end" -v e="$t_rel" \
-	'BEGIN{printf "# timing: servers ready %.1fs, specs %.1fs, servers stopped %.1fs, fuzz and asan %.1fs\n", b-a, c-b, d-c, e-d}'
+awk -v z="$t_checks" -v a="$t_start" -v b="$t_ready" -v c="$t_tests" -v d="$t_end" -v e="$t_rel" \
+	'BEGIN{printf "# timing: checks %.1fs, servers ready %.1fs, specs %.1fs, servers stopped %.1fs, fuzz and asan %.1fs\n", a-z, b-a, c-b, d-c, e-d}'
 [ "$total_f" -gt 0 ] && rc_all=1
 echo "$total_p passed, $total_f failed, $total_s skipped"
 exit "$rc_all"
