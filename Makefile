@@ -4,6 +4,7 @@
 #   make test     install what is missing, build both, start both test servers, run every
 #                 spec on Lua 5.4 and on LuaJIT
 #   make lint     luacheck over lua/, spec/ and examples/ (also part of make test)
+#   make docs     the HTML API reference in build/docs/ (LDoc; also part of make test)
 #   make demo     start a local 2.3 server with the example actors and run examples/counter.lua
 
 # LUA picks the interpreter the module is for: lua5.4 (default) or luajit. One C source
@@ -36,7 +37,7 @@ OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS := $(wildcard csrc/*.h)
 SO   := $(BUILD)/rivet/core.so
 
-.PHONY: all build build-all deps test lint demo bench clean install
+.PHONY: all build build-all deps test lint docs demo bench clean install
 
 all: build
 build: $(SO)
@@ -63,6 +64,12 @@ test: deps
 # luacheck over the Lua sources (.luacheckrc); make test runs it too
 lint:
 	luacheck lua spec examples
+
+# the HTML API reference (LDoc, config.ld) from the public modules' doc comments, in
+# build/docs/; any ldoc warning fails it (make test runs it too)
+docs:
+	rm -rf build/docs
+	ldoc --fatalwarnings -q .
 
 demo: deps
 	@$(MAKE) --no-print-directory build

@@ -31,7 +31,8 @@ PKGS=(lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev
 	gcc make curl iproute2 ca-certificates openssl
 	luajit2 libluajit2-5.1-dev
 	nginx libnginx-mod-http-lua lua-resty-core lua-nginx-websocket wrk # OpenResty specs, bench
-	lua-check) # make lint (a step of make test)
+	lua-check # make lint (a step of make test)
+	lua-ldoc lua-markdown) # make docs (a step of make test)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,7 +9,8 @@
 #   RIVET_TEST_LUAS=luajit scripts/test.sh       one interpreter only (lua5.4, luajit)
 #
 # A full run (no arguments) first runs the static checks, one TAP line each: luacheck
-# over lua/, spec/ and examples/ (.luacheckrc).
+# over lua/, spec/ and examples/ (.luacheckrc), and make docs (LDoc, config.ld), which
+# fails on any ldoc warning.
 # Both servers start in parallel, once (scripts/servers.sh, names test-v23 and
 # test-v20); then one pass per server and interpreter (v23/lua5.4, v23/luajit,
 # v20/lua5.4, v20/luajit) runs `LUA /usr/bin/busted -o TAP ARGS` from the
@@ -90,13 +91,23 @@ run_check() { # LABEL COMMAND...
 		total_f=$((total_f + 1)) rc_all=1
 	fi
 }
+# make docs, failing on anything ldoc writes to stderr (its warnings) as well as on its
+# exit status (--fatalwarnings)
+docs_build() {
+	local err
+	err=$(make --no-print-directory -s docs 2>&1 >/dev/null)
+	local rc=$?
+	[ -n "$err" ] && printf '%s\n' "$err"
+	[ "$rc" -eq 0 ] && [ -z "$err" ]
+}
 # The static checks of a full run, before the servers start: luacheck (.luacheckrc) over
-# each Lua directory, so a warning fails make test.
+# each Lua directory and the API reference, so a warning fails make test.
 t_checks=$(date +%s.%N)
 if [ $# -eq 0 ]; then
 	for d in lua spec examples; do
 		run_check "luacheck $d/" luacheck --no-color --formatter plain "$d"
 	done
+	run_check "make docs: the API reference builds without an ldoc warning" docs_build
 fi
 
 t_start=$(date +%s.%N)

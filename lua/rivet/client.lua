@@ -1,4 +1,5 @@
--- rivet.client(endpoint, opts): options, the loop, server detection and accessors.
+--- rivet.client(endpoint, opts): options, the loop, server detection and accessors.
+-- @module rivet.client
 local core = require("rivet.core")
 local errors = require("rivet.errors")
 local log = require("rivet.log")
@@ -50,8 +51,8 @@ local function parse_endpoint(endpoint)
   return { host = host, port = port, tls = tls, path = path }
 end
 
---- Creates a client: Client.new([endpoint], [opts]) or Client.new(opts) with
---- opts.endpoint. The endpoint may be omitted (RIVET_ENDPOINT, else http://127.0.0.1:6420).
+-- Creates a client: Client.new([endpoint], [opts]) or Client.new(opts) with
+-- opts.endpoint. The endpoint may be omitted (RIVET_ENDPOINT, else http://127.0.0.1:6420).
 function Client.new(endpoint, opts)
   if type(endpoint) == "table" and opts == nil then endpoint, opts = nil, endpoint end
   if endpoint ~= nil and type(endpoint) ~= "string" then
@@ -142,10 +143,11 @@ end
 
 --------------------------------------------------------------------------------------
 -- Requests
+-- @section requests
 --------------------------------------------------------------------------------------
 
---- Sends one HTTP request and waits (yield or loop) for its result table, bounded by
---- `deadline` (monotonic seconds). Raises client.timeout when no time is left.
+-- Sends one HTTP request and waits (yield or loop) for its result table, bounded by
+-- `deadline` (monotonic seconds). Raises client.timeout when no time is left.
 function methods:_http(req, deadline)
   if self._disposed then error(errors.new("client", "disposed", "the client was disposed"), 0) end
   local left = deadline - now()
@@ -195,8 +197,8 @@ function methods:_rest_headers(with_body)
   return h
 end
 
---- A manager-API call: returns the decoded JSON of a 2xx answer, raises an ActorError
---- otherwise.
+-- A manager-API call: returns the decoded JSON of a 2xx answer, raises an ActorError
+-- otherwise.
 function methods:_rest(method, path, query, body, deadline)
   local q = "namespace=" .. protocol.pct(self._namespace)
   if query then q = q .. "&" .. query end
@@ -242,8 +244,8 @@ local function follow_redirect(self, meta)
   log.emit("info", "the server redirects clients", { endpoint = ep, namespace = self._namespace })
 end
 
---- The server profile (protocol.lua), fetched once from GET /metadata (or assumed, with
---- disableMetadataLookup).
+-- The server profile (protocol.lua), fetched once from GET /metadata (or assumed, with
+-- disableMetadataLookup).
 function methods:_server(deadline)
   local p = self._profile
   if p then return p end
@@ -279,12 +281,14 @@ function methods:_server(deadline)
 end
 
 --- Server information: {line = "2.3"|"2.0", version = "2.3.19", ...} (fetches /metadata once).
+-- @treturn table `line` ("2.3" or "2.0") and `version` of the server
 function methods:server()
   return self:_server(now() + self._timeout)
 end
 
 --------------------------------------------------------------------------------------
 -- Accessors
+-- @section accessors
 --------------------------------------------------------------------------------------
 
 local Accessor = {}
@@ -349,11 +353,21 @@ local function accessor_call(self, fname, key, opts, mode)
 end
 
 --- A handle to the actor with this key; nothing is sent until it is used.
+-- @tparam string|{string,...}|nil key the actor's key ("k" and {"k"} are the same key)
+-- @tparam[opt] table opts `params`, `getParams`, `timeout`
+-- @treturn rivet.Handle
 function Accessor:get(key, opts) return accessor_call(self, "get", key, opts, "get") end
 --- A handle that creates the actor on first use if it does not exist (with opts.input).
+-- @tparam string|{string,...}|nil key the actor's key ("k" and {"k"} are the same key)
+-- @tparam[opt] table opts `params`, `getParams`, `timeout`, `input`, `region`, `pool` (and the official names
+-- `createWithInput`, `createInRegion`, `poolName`)
+-- @treturn rivet.Handle
 function Accessor:getOrCreate(key, opts) return accessor_call(self, "getOrCreate", key, opts, "getOrCreate") end
 
 --- Creates the actor now (fails with actor.duplicate_key if the key is taken).
+-- @tparam string|{string,...}|nil key the actor's key ("k" and {"k"} are the same key)
+-- @tparam[opt] table opts as for getOrCreate
+-- @treturn rivet.Handle
 function Accessor:create(key, opts)
   local h = accessor_call(self, "create", key, opts, "create")
   h:_create()
@@ -361,6 +375,9 @@ function Accessor:create(key, opts)
 end
 
 --- A handle to the actor with this id.
+-- @tparam string id the actor id
+-- @tparam[opt] table opts `params`, `getParams`, `timeout`
+-- @treturn rivet.Handle
 function Accessor:getForId(id, opts)
   if getmetatable(self) ~= Accessor then
     error("'getForId' must be called with a colon: client.name:getForId(id)", 2)
@@ -375,6 +392,8 @@ function Accessor:getForId(id, opts)
 end
 
 --- The accessor for actor `name` (for names that are not Lua identifiers).
+-- @tparam string name the actor's name in the registry
+-- @treturn rivet.ActorAccessor the same as `client[name]`
 function methods:actor(name)
   if type(name) ~= "string" or name == "" then
     error("bad argument #1 to 'actor': actor name must be a non-empty string, got " .. type(name), 2)
@@ -389,9 +408,13 @@ end
 
 --------------------------------------------------------------------------------------
 -- The loop
+-- @section loop
 --------------------------------------------------------------------------------------
 
 --- Runs fn(...) in a task: calls inside it yield instead of blocking. Returns a future.
+-- @tparam function fn the task's body
+-- @param ... its arguments
+-- @treturn rivet.Future of what fn returns
 function methods:spawn(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'spawn': expected a function, got " .. type(fn), 2)
@@ -401,6 +424,7 @@ end
 
 --- Does ready I/O, fires events and resumes tasks, waiting at most `timeout` seconds
 --- (default 0: never waits).
+-- @tparam[opt=0] number timeout seconds
 function methods:poll(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'poll': timeout must be a non-negative number of seconds", 2)
@@ -409,6 +433,7 @@ function methods:poll(timeout)
 end
 
 --- Runs the loop until every spawned task has finished (or stop() is called).
+-- @tparam[opt] number timeout seconds; past them it raises client.timeout
 function methods:run(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'run': timeout must be a non-negative number of seconds", 2)
@@ -420,6 +445,7 @@ end
 function methods:stop() self._sched.stopped = true end
 
 --- Sleeps (yielding inside a task, running the loop elsewhere).
+-- @tparam number seconds
 function methods:sleep(seconds)
   if type(seconds) ~= "number" or seconds < 0 then
     error("bad argument #1 to 'sleep': expected a non-negative number of seconds", 2)

@@ -1,7 +1,9 @@
--- ActorConn: a live connection to an actor over WebSocket. The state machine (C,
+--- ActorConn: a live connection to an actor over WebSocket. The state machine (C,
 -- core.conn_new) decides everything about ids, queueing, deadlines, subscriptions and
 -- backoff; this file moves bytes between it and the loop's WebSocket and turns what it
 -- reports into futures, listeners and callbacks.
+-- Its `status` field is "idle", "connecting", "connected", "disconnected" or "disposed".
+-- @module rivet.conn
 local core = require("rivet.core")
 local compat = require("rivet.compat")
 local dispatch = require("rivet.dispatch")
@@ -44,10 +46,10 @@ local function new_sm(client, p)
   })
 end
 
---- Internal: handle:connect(params) builds one and starts connecting at once. Until the
---- server's profile is known (GET /metadata, which the state machine's frames depend on)
---- the connection has no state machine yet: calls wait in `_early` with their deadlines,
---- and the look-up is retried like a failed attempt (the `early` functions below).
+-- Internal: handle:connect(params) builds one and starts connecting at once. Until the
+-- server's profile is known (GET /metadata, which the state machine's frames depend on)
+-- the connection has no state machine yet: calls wait in `_early` with their deadlines,
+-- and the look-up is retried like a failed attempt (the `early` functions below).
 function Conn.new(handle, params, opts)
   local client = handle._client
   local enc = client._encoding
@@ -92,6 +94,7 @@ end
 
 --------------------------------------------------------------------------------------
 -- Callbacks (each in its own task, so a handler may call actions; errors go to onError)
+-- @section callbacks
 --------------------------------------------------------------------------------------
 
 -- Lifecycle callbacks are looked up when the loop delivers the notification, not when it
@@ -142,6 +145,7 @@ local function fire(self, kind, ...) each_cb(self, kind, run_handler, ...) end
 
 --------------------------------------------------------------------------------------
 -- Moving things between the state machine and the socket
+-- @section moving
 --------------------------------------------------------------------------------------
 
 -- The kinds of the state machine's outbox items (core.conn_items).
@@ -412,6 +416,7 @@ end
 
 --------------------------------------------------------------------------------------
 -- Before the server's profile is known (no state machine yet)
+-- @section early
 --------------------------------------------------------------------------------------
 
 -- Backoff between look-ups, as the state machine's between attempts: full jitter over
@@ -540,6 +545,7 @@ end
 
 --------------------------------------------------------------------------------------
 -- Public API
+-- @section api
 --------------------------------------------------------------------------------------
 
 function methods:_start_call(name, level, ...)
@@ -573,6 +579,10 @@ end
 
 --- Sends a message to the actor's queue over HTTP with this connection's params (as the
 --- official client does): conn:send(name, body [, opts]), as handle:send.
+-- @tparam string name the queue
+-- @param body any value
+-- @tparam[opt] table opts `wait` (boolean), `timeout` (seconds)
+-- @treturn ?table nil, or with `wait` {status = "completed"|"timedOut", response = ...}
 function methods:send(name, body, opts)
   if getmetatable(self) ~= conn_mt then
     error("'send' must be called with a colon: conn:send(name, body [, opts])", 2)
@@ -583,6 +593,10 @@ function methods:send(name, body, opts)
 end
 
 --- Calls action `name` over the connection and waits for its output.
+-- `conn:name(...)` is the same for any other name.
+-- @tparam string name the action
+-- @param ... its arguments
+-- @return the action's output
 function methods:action(name, ...)
   if getmetatable(self) ~= conn_mt then error("'action' must be called with a colon: conn:action(name, ...)", 2) end
   if type(name) ~= "string" or name == "" then
@@ -592,6 +606,9 @@ function methods:action(name, ...)
 end
 
 --- Sends action `name` and returns a future at once.
+-- @tparam string name the action
+-- @param ... its arguments
+-- @treturn rivet.Future of its output
 function methods:async(name, ...)
   if getmetatable(self) ~= conn_mt then error("'async' must be called with a colon: conn:async(name, ...)", 2) end
   if type(name) ~= "string" or name == "" then
@@ -646,8 +663,14 @@ local function add_listener(self, fname, name, fn, once)
 end
 
 --- Calls fn(...) for every event `name`; returns a function that unsubscribes.
+-- @tparam string name the event
+-- @tparam function fn called with the event's arguments
+-- @treturn function unsubscribes
 function methods:on(name, fn) return add_listener(self, "on", name, fn, false) end
 --- Like on, for the next event only.
+-- @tparam string name the event
+-- @tparam function fn called with the event's arguments
+-- @treturn function unsubscribes
 function methods:once(name, fn) return add_listener(self, "once", name, fn, true) end
 
 local function add_cb(self, kind, fname, fn)
@@ -665,12 +688,20 @@ local function add_cb(self, kind, fname, fn)
 end
 
 --- fn(err) for connection errors (err is an ActorError); returns a remover.
+-- @tparam function fn
+-- @treturn function removes fn
 function methods:onError(fn) return add_cb(self, "error", "onError", fn) end
 --- fn() after every Init (the connection is ready).
+-- @tparam function fn
+-- @treturn function removes fn
 function methods:onOpen(fn) return add_cb(self, "open", "onOpen", fn) end
 --- fn(code, reason) when the socket closes.
+-- @tparam function fn
+-- @treturn function removes fn
 function methods:onClose(fn) return add_cb(self, "close", "onClose", fn) end
 --- fn(status) on every status change.
+-- @tparam function fn
+-- @treturn function removes fn
 function methods:onStatusChange(fn) return add_cb(self, "status", "onStatusChange", fn) end
 
 --- Closes the connection (1000 "Disposed"), fails pending calls with client.disposed,

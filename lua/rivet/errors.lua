@@ -1,5 +1,19 @@
--- rivet.ActorError: every failed call raises one of these (a table with a metatable).
+--- rivet.ActorError: every failed call raises one of these (a table with a metatable).
 -- Client-side failures use group "client"; errors the server sent keep its group/code.
+-- `tostring(err)` is "group.code: message". See docs/errors.md.
+-- @module rivet.errors
+
+--- The fields of an ActorError (computed ones included).
+-- @table ActorError
+-- @field group what went wrong, e.g. `"user"`, `"actor"`, `"client"`
+-- @field code e.g. `"my_code"`, `"not_found"`, `"timeout"`
+-- @field message a human-readable message
+-- @field metadata the metadata the actor attached to a user error, or nil
+-- @field actor 2.3 only: {actorId, generation, key} of the actor that answered
+-- @field status the HTTP status, when the error came from an HTTP response
+-- @field statusCode status when there is one, else 400 for a public error and 500 for others
+-- @field public true for an error the server chose to send
+-- @field rayId 2.3 gateway ray id, when given
 local ActorError = {}
 ActorError.__name = "rivet.ActorError"
 
@@ -34,6 +48,10 @@ function ActorError.__tostring(e)
 end
 
 --- True when e is an ActorError, and (with `name` "group.code" or "group") of that kind.
+-- Also `err:is(name)` and `rivet.isActorError(e, name)`.
+-- @param e any value
+-- @tparam[opt] string name "group" or "group.code"
+-- @treturn boolean
 function ActorError.is(e, name)
   if getmetatable(e) ~= ActorError then return false end
   if name == nil then return true end
@@ -43,7 +61,7 @@ end
 
 local M = { ActorError = ActorError }
 
---- Builds an ActorError. `extra` may carry metadata, actor, status, rayId.
+-- Builds an ActorError. `extra` may carry metadata, actor, status, rayId.
 function M.new(group, code, message, extra)
   local e = setmetatable({ group = group, code = code, message = message or (group .. "." .. code) }, ActorError)
   if extra then

@@ -1,6 +1,10 @@
--- Futures: one value or one error, settled once. Shared by both schedulers: a future
+--- Futures: one value or one error, settled once. Shared by both schedulers: a future
 -- asks its scheduler to wait (sched:await) and to wake its waiters (sched:_wake), so
 -- it works the same over the native loop and inside nginx.
+--
+-- Fields: `done` (true once settled), `ok` (true: a value, false: an error) and `value`
+-- (the value or the error).
+-- @module rivet.future
 local Future = {}
 Future.__index = Future
 Future.__name = "rivet.Future"
@@ -11,8 +15,8 @@ function Future.new(sched)
   return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil, _on_cancel = nil }, Future)
 end
 
---- Settles fut (ok, value) unless it is already settled; wakes its waiters and runs its
---- callbacks. Returns true if this call settled it.
+-- Settles fut (ok, value) unless it is already settled; wakes its waiters and runs its
+-- callbacks. Returns true if this call settled it.
 local function settle(fut, ok, value)
   if fut.done then return false end
   fut.done, fut.ok, fut.value = true, ok, value
@@ -39,6 +43,7 @@ end
 --- HTTP transfer of a stateless call is aborted, a connection call is forgotten (never
 --- sent if it was still queued; a late reply is dropped), a task's current wait raises
 --- client.cancelled inside it. Returns false (and does nothing) once it has settled.
+-- @treturn boolean whether it was still pending
 function Future:cancel()
   if self.done then return false end
   local hook = self._on_cancel
@@ -48,7 +53,7 @@ function Future:cancel()
   return true
 end
 
---- Forgets waiter w (its wait ended without the future settling: a timeout).
+-- Forgets waiter w (its wait ended without the future settling: a timeout).
 function Future:_remove_waiter(w)
   local ws = self._waiters
   if ws then
@@ -56,13 +61,15 @@ function Future:_remove_waiter(w)
   end
 end
 
---- Settles the future with a value (ignored if it is already settled).
+-- Settles the future with a value (ignored if it is already settled).
 function Future:resolve(value) return settle(self, true, value) end
---- Settles the future with an error (ignored if it is already settled).
+-- Settles the future with an error (ignored if it is already settled).
 function Future:reject(err) return settle(self, false, err) end
 
 --- Waits for the value (yielding inside a task, running the loop elsewhere); raises the
 --- error the future settled with. `timeout` (seconds) bounds this wait only.
+-- @tparam[opt] number timeout seconds; past them it raises client.timeout
+-- @return the value
 function Future:await(timeout)
   if timeout ~= nil and type(timeout) ~= "number" then
     error("bad argument #1 to 'await': timeout must be a number of seconds", 2)
@@ -71,11 +78,15 @@ function Future:await(timeout)
 end
 
 --- Like await, but returns true, value or false, err instead of raising.
+-- @tparam[opt] number timeout seconds
+-- @treturn boolean ok
+-- @return the value, or the error
 function Future:result(timeout)
   return pcall(self._sched.await, self._sched, self, timeout)
 end
 
 --- Calls fn(future) once the future settles (at once if it already has).
+-- @tparam function fn
 function Future:onSettled(fn)
   if self.done then
     fn(self)

@@ -1,5 +1,6 @@
--- Actor handles: client.counter:getOrCreate("k") returns one; any method name that is
+--- Actor handles: client.counter:getOrCreate("k") returns one; any method name that is
 -- not one of the handle's own becomes a stateless action over HTTP.
+-- @module rivet.handle
 local core = require("rivet.core")
 local dispatch = require("rivet.dispatch")
 local errors = require("rivet.errors")
@@ -26,7 +27,7 @@ local handle_mt = {
 Handle.mt = handle_mt
 dispatch.actions(methods, handle_mt, "handle")
 
---- Internal: builds a handle. mode is "get", "getOrCreate", "create" or "id".
+-- Internal: builds a handle. mode is "get", "getOrCreate", "create" or "id".
 function Handle.new(client, name, key, mode, opts)
   return setmetatable({
     _client = client,
@@ -49,6 +50,7 @@ end
 
 --------------------------------------------------------------------------------------
 -- Resolving the actor id
+-- @section resolving
 --------------------------------------------------------------------------------------
 
 local function create_body(self, p)
@@ -108,7 +110,7 @@ local function lookup(self, deadline)
   error(errors.new("actor", "not_found", "the actor of this handle no longer exists"), 0)
 end
 
---- The actor id, resolved once and cached. Concurrent callers share one lookup.
+-- The actor id, resolved once and cached. Concurrent callers share one lookup.
 function methods:_resolve(deadline)
   if self._id then return self._id end
   local sched = self._client._sched
@@ -129,10 +131,10 @@ function methods:_create()
   self._mode = "id"
 end
 
---- After a 2.3 scheduling error (guard.actor_ready_timeout / actor_runner_failed) for
---- actor `id`: raises the error with the engine's reason in its metadata ({actorId,
---- details}) when the actor records one (it failed to start: retrying will not help),
---- as the official client does; returns otherwise (the caller retries).
+-- After a 2.3 scheduling error (guard.actor_ready_timeout / actor_runner_failed) for
+-- actor `id`: raises the error with the engine's reason in its metadata ({actorId,
+-- details}) when the actor records one (it failed to start: retrying will not help),
+-- as the official client does; returns otherwise (the caller retries).
 function methods:_check_scheduling(err, id, deadline)
   if not (err.group == "guard" and (err.code == "actor_ready_timeout" or err.code == "actor_runner_failed")) then
     return
@@ -150,6 +152,7 @@ function methods:_check_scheduling(err, id, deadline)
 end
 
 --- Returns the actor id (looking it up, or creating the actor for getOrCreate handles).
+-- @treturn string the actor id (cached on the handle)
 function methods:resolve()
   if getmetatable(self) ~= handle_mt then error("'resolve' must be called with a colon: handle:resolve()", 2) end
   return self:_resolve(self:_deadline())
@@ -160,6 +163,7 @@ end
 --- key-based handle gives the engine's query URL (the actor is found or created by the
 --- gateway on each request; the path goes before the "?"), as the official client does;
 --- otherwise the id is resolved and the URL names it. Carries the client's token.
+-- @treturn string the URL
 function methods:getGatewayUrl()
   if getmetatable(self) ~= handle_mt then
     error("'getGatewayUrl' must be called with a colon: handle:getGatewayUrl()", 2)
@@ -189,6 +193,7 @@ end
 
 --------------------------------------------------------------------------------------
 -- Stateless actions
+-- @section actions
 --------------------------------------------------------------------------------------
 
 -- connection params: a value, or a function called before each use (token refresh).
@@ -293,6 +298,10 @@ function methods:_call(name, level, ...)
 end
 
 --- Calls action `name` with the given arguments (for names that clash with methods).
+-- `handle:name(...)` is the same for any other name.
+-- @tparam string name the action
+-- @param ... its arguments
+-- @return the action's output (nil for undefined or null)
 function methods:action(name, ...)
   if getmetatable(self) ~= handle_mt then error("'action' must be called with a colon: handle:action(name, ...)", 2) end
   if type(name) ~= "string" or name == "" then
@@ -302,6 +311,9 @@ function methods:action(name, ...)
 end
 
 --- Starts action `name` and returns a future at once; many can be in flight.
+-- @tparam string name the action
+-- @param ... its arguments
+-- @treturn rivet.Future of its output
 function methods:async(name, ...)
   if getmetatable(self) ~= handle_mt then error("'async' must be called with a colon: handle:async(name, ...)", 2) end
   if type(name) ~= "string" or name == "" then
@@ -316,6 +328,10 @@ end
 --- Sends a message to the actor's queue `name` (RivetKit 2.3): returns nil once it is
 --- accepted, or with opts.wait = true {status = "completed"|"timedOut", response = ...}
 --- (opts.timeout: seconds the actor may take to complete it). See docs/queues.md.
+-- @tparam string name the queue
+-- @param body any value
+-- @tparam[opt] table opts `wait` (boolean), `timeout` (seconds)
+-- @treturn ?table nil, or with `wait` {status = "completed"|"timedOut", response = ...}
 function methods:send(name, body, opts)
   if getmetatable(self) ~= handle_mt then
     error("'send' must be called with a colon: handle:send(name, body [, opts])", 2)
@@ -327,6 +343,9 @@ local CONNECT_OPTIONS = { "timeout" }
 
 --- Opens a live connection (WebSocket) to the actor: connect([params [, opts]]); params
 --- override the handle's; opts.timeout is the default deadline of its calls.
+-- @param[opt] params connection params (a value, or a function called before every connect)
+-- @tparam[opt] table opts `timeout` (seconds)
+-- @treturn rivet.Connection
 function methods:connect(params, opts)
   if getmetatable(self) ~= handle_mt then
     error("'connect' must be called with a colon: handle:connect([params])", 2)
@@ -344,8 +363,12 @@ function methods:connect(params, opts)
   return require("rivet.conn").new(self, params, opts)
 end
 
---- Raw HTTP request to the actor's onRequest handler: fetch(path_or_request [, init])
+--- Raw HTTP request to the actor's onRequest handler: `fetch(path_or_request [, init])`
 --- returns a response {status, ok, headers, body, :json()} (see docs/raw.md).
+-- @tparam string|table input a path with optional query, or a request table {url, method, headers, body, ...}
+-- @tparam[opt] table init `method`, `headers`, `body` (a string, or a function returning chunks), `timeout`,
+-- `stream` (read the body as it arrives); replaces the request table's fields
+-- @treturn rivet.Response
 function methods:fetch(input, init)
   if getmetatable(self) ~= handle_mt then
     error("'fetch' must be called with a colon: handle:fetch(path [, init])", 2)
@@ -355,6 +378,10 @@ function methods:fetch(input, init)
 end
 
 --- Raw WebSocket to the actor's onWebSocket handler: websocket([path [, protocols [, opts]]]).
+-- @tparam[opt] string path a path with optional query (default: the root)
+-- @tparam[opt] string|{string,...} protocols subprotocols to offer
+-- @tparam[opt] table opts `timeout` (seconds to open), `max_message` (bytes)
+-- @treturn rivet.RawWebSocket (opening; what is sent before it opens waits)
 function methods:websocket(path, protocols, opts)
   if getmetatable(self) ~= handle_mt then
     error("'websocket' must be called with a colon: handle:websocket(path [, protocols])", 2)

@@ -1,7 +1,11 @@
 --- lua-rivetkit: the Lua client for Rivet actors.
--- local rivet = require("rivet")
+-- @module rivet
+-- @usage local rivet = require("rivet")
 -- local client = rivet.client("http://127.0.0.1:6420")
 -- print(client.counter:getOrCreate("my-counter"):increment(5))
+--
+-- `rivet.null` is the null value (JSON null, CBOR null), `rivet.ActorError` the metatable
+-- of every error a failed call raises (module rivet.errors), `rivet._VERSION` the version.
 local core = require("rivet.core")
 local errors = require("rivet.errors")
 local Client = require("rivet.client")
@@ -13,44 +17,65 @@ local rivet = {
 }
 
 --- Creates a client. rivet.client([endpoint], [opts]); see docs/api.md for the options.
+-- @tparam[opt] string|table endpoint `http://` or `https://` URL (default RIVET_ENDPOINT, else
+-- http://127.0.0.1:6420), or the options with `endpoint` among them
+-- @tparam[opt] table opts `encoding`, `timeout`, `token`, `namespace`, `pool`, `headers`, `ca_file`, `insecure`,
+-- `max_response`, `disableMetadataLookup`, `transport`
+-- @treturn rivet.Client
 function rivet.client(endpoint, opts)
   return Client.new(endpoint, opts)
 end
 
 --- Marks t (default a new table) as an array, so an empty one encodes as [] not {}.
+-- @tparam[opt] table t
+-- @treturn table t
 function rivet.array(t)
   if t ~= nil and type(t) ~= "table" then error("bad argument #1 to 'array': expected a table, got " .. type(t), 2) end
   return setmetatable(t or {}, core.array_mt)
 end
 
 --- Marks t (default a new table) as a map, so an array-like or empty one encodes as {}.
+-- @tparam[opt] table t
+-- @treturn table t
 function rivet.map(t)
   if t ~= nil and type(t) ~= "table" then error("bad argument #1 to 'map': expected a table, got " .. type(t), 2) end
   return setmetatable(t or {}, core.map_mt)
 end
 
 --- Wraps a string so it travels as bytes (a JavaScript Uint8Array).
+-- @tparam string s
+-- @treturn table the wrapped string
 function rivet.bytes(s)
   if type(s) ~= "string" then error("bad argument #1 to 'bytes': expected a string, got " .. type(s), 2) end
   return setmetatable({ s }, core.bytes_mt)
 end
 
 --- True when v is an array-marked table (decoded arrays are).
+-- @param v any value
+-- @treturn boolean
 function rivet.isArray(v) return type(v) == "table" and getmetatable(v) == core.array_mt end
 
 --- Installs fn(level, message, fields) to receive the library's log messages
 --- (connection lifecycle, retries); rivet.setLogger(nil) makes it silent again (the default).
+-- @tparam ?function fn fn(level, message, fields), or nil
 function rivet.setLogger(fn)
   require("rivet.log").set(fn)
 end
 
 --- True when e is a rivet.ActorError (optionally of kind "group" or "group.code").
+-- @function isActorError
+-- @param e any value
+-- @tparam[opt] string name "group" or "group.code"
+-- @treturn boolean
 rivet.isActorError = errors.is
 
 --- Waits for every future in the array; returns their values in order (an array: nil
 --- where a future resolved to nothing) and their count. Raises the first error (after
 --- all have settled, so none is left running unobserved). The array has no extra keys,
 --- so it can be passed back to an action as an array.
+-- @tparam {rivet.Future,...} futures
+-- @treturn table the values
+-- @treturn integer how many
 function rivet.all(futures)
   if type(futures) ~= "table" then error("bad argument #1 to 'all': expected an array of futures", 2) end
   local results, first_err = setmetatable({}, core.array_mt), nil

@@ -1,7 +1,9 @@
--- Raw HTTP (handle:fetch) and raw WebSocket (handle:websocket) to an actor's own
+--- Raw HTTP (handle:fetch) and raw WebSocket (handle:websocket) to an actor's own
 -- onRequest / onWebSocket handlers (protocol.md §10). Both carry the handle's connection
 -- params and the client's token the way the official client does (§11), never in
--- anything printed.
+-- anything printed. A response (rivet.Response) has the fields `status` (integer), `ok`
+-- (a 2xx status), `headers` (lower-case names) and `body` (a string; nil when streamed).
+-- @module rivet.raw
 local core = require("rivet.core")
 local compat = require("rivet.compat")
 local dispatch = require("rivet.dispatch")
@@ -18,6 +20,7 @@ local M = {}
 
 --------------------------------------------------------------------------------------
 -- Shared helpers
+-- @section helpers
 --------------------------------------------------------------------------------------
 
 local function pct_byte(c) return string.format("%%%02X", c:byte()) end
@@ -70,6 +73,7 @@ M.redact = redact
 
 --------------------------------------------------------------------------------------
 -- fetch
+-- @section fetch
 --------------------------------------------------------------------------------------
 
 local Response = { __name = "rivet.Response" }
@@ -79,6 +83,7 @@ M.Response = Response
 
 --- The body decoded as JSON (plain Lua values; JSON null inside tables is rivet.null,
 --- a top-level null is nil). Raises client.malformed_response if it is not JSON.
+-- @return the decoded value
 function response_methods:json()
   local v, err = core.json_decode(self:text(), false)
   if v == nil then
@@ -89,6 +94,7 @@ function response_methods:json()
 end
 
 --- The body as a string (a streamed response is read to its end first).
+-- @treturn string
 function response_methods:text()
   if self.body == nil then
     local parts = {}
@@ -101,6 +107,9 @@ end
 --- A streamed response's next piece of body, nil at its end; nil, err when the
 --- transfer failed or `timeout` seconds passed without data (err client.timeout; the
 --- stream stays usable). On a buffered response: the whole body once, then nil.
+-- @tparam[opt] number timeout seconds
+-- @treturn ?string a piece of the body
+-- @treturn ?rivet.ActorError the error
 function response_methods:read(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("bad argument #1 to 'read': timeout must be a non-negative number of seconds", 2)
@@ -116,6 +125,7 @@ end
 
 --- Iterates the body as it arrives: for chunk in res:chunks() do ... end. Inside a task
 --- it yields while waiting, elsewhere it runs the loop. Raises if the transfer fails.
+-- @treturn function an iterator of strings
 function response_methods:chunks()
   return function()
     local chunk, err = self:read()
@@ -310,7 +320,7 @@ local function drain(stream, limit, deadline)
   return table.concat(parts)
 end
 
---- handle:fetch(path_or_request [, init]) -> Response. level: for argument errors.
+-- handle:fetch(path_or_request [, init]) -> Response. level: for argument errors.
 function M.fetch(h, input, init, level)
   level = level or 1
   local req = normalize(input, init, level + 1)
@@ -350,6 +360,7 @@ end
 
 --------------------------------------------------------------------------------------
 -- websocket
+-- @section websocket
 --------------------------------------------------------------------------------------
 
 local WebSocket = { __name = "rivet.WebSocket" }
@@ -493,6 +504,10 @@ end
 
 --- Sends a text frame, or a binary one with mode "binary". Returns true, or nil, err
 --- once the socket is closing or closed. Frames sent before the socket opens wait.
+-- @tparam string data
+-- @tparam[opt] string mode "binary" for a binary frame
+-- @treturn ?boolean true
+-- @treturn ?rivet.ActorError the error
 function ws_methods:send(data, mode)
   check_self(self, "send", "ws:send(data [, \"binary\"])")
   if type(data) ~= "string" then
@@ -519,6 +534,9 @@ end
 --- socket closed (err.closeCode / err.closeReason), failed, or timeout seconds passed
 --- (err client.timeout; the socket stays usable). Messages go to on("message")
 --- handlers instead while any is registered.
+-- @tparam[opt] number timeout seconds
+-- @treturn ?string data
+-- @treturn string|rivet.ActorError kind ("text" or "binary"), or the error
 function ws_methods:receive(timeout)
   check_self(self, "receive", "ws:receive([timeout])")
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
@@ -549,6 +567,9 @@ end
 
 --- Registers fn for "open" (fn(protocol)), "message" (fn(data, kind)), "close"
 --- (fn(code, reason)) or "error" (fn(err)); returns a function that removes it.
+-- @tparam string event "open", "message", "close" or "error"
+-- @tparam function fn
+-- @treturn function removes fn
 function ws_methods:on(event, fn)
   check_self(self, "on", "ws:on(event, fn)")
   if not EVENTS[event] then
@@ -573,6 +594,8 @@ function ws_methods:on(event, fn)
 end
 
 --- Closes the socket (default 1000); the "close" event and receivers see the outcome.
+-- @tparam[opt=1000] integer code 1000 or 3000-4999
+-- @tparam[opt] string reason at most 123 bytes
 function ws_methods:close(code, reason)
   check_self(self, "close", "ws:close([code [, reason]])")
   if code ~= nil and (not compat.is_integer(code) or not (code == 1000 or (code >= 3000 and code <= 4999))) then
@@ -620,8 +643,8 @@ end
 
 local WEBSOCKET_OPTIONS = { "timeout", "max_message" }
 
---- handle:websocket([path [, protocols [, opts]]]) -> WebSocket (opening; sends wait).
---- opts: timeout (seconds to open), max_message (bytes).
+-- handle:websocket([path [, protocols [, opts]]]) -> WebSocket (opening; sends wait).
+-- opts: timeout (seconds to open), max_message (bytes).
 function M.websocket(h, path, protocols, opts, level)
   level = level or 1
   if path == nil then path = "" end
