@@ -18,3 +18,7 @@ files["spec"] = { std = "+busted" }
 -- request handlers of the nginx the OpenResty specs start (spec/nginx/nginx.conf)
 files["spec/nginx"] = { std = "+ngx_lua" }
 files["examples/openresty"] = { std = "+ngx_lua" }
+
+-- LuaLS definition files: the functions have empty bodies (arguments never used) and
+-- the class tables only carry annotations (filled, never read)
+files["types"] = { ignore = { "212", "241" } }

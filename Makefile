@@ -3,7 +3,7 @@
 #   make LUA=luajit   build build/luajit/rivet/core.so for LuaJIT 2.1 (objects in build/luajit/obj)
 #   make test     install what is missing, build both, start both test servers, run every
 #                 spec on Lua 5.4 and on LuaJIT
-#   make lint     luacheck over lua/, spec/ and examples/ (also part of make test)
+#   make lint     luacheck over lua/, spec/, examples/ and types/ (also part of make test)
 #   make docs     the HTML API reference in build/docs/ (LDoc; also part of make test)
 #   make demo     start a local 2.3 server with the example actors and run examples/counter.lua
 
@@ -61,9 +61,9 @@ test: deps
 	@$(MAKE) --no-print-directory build-all
 	@scripts/test.sh
 
-# luacheck over the Lua sources (.luacheckrc); make test runs it too
+# luacheck over the Lua sources and the LuaLS definitions (.luacheckrc); make test runs it too
 lint:
-	luacheck lua spec examples
+	luacheck lua spec examples types
 
 # the HTML API reference (LDoc, config.ld) from the public modules' doc comments, in
 # build/docs/; any ldoc warning fails it (make test runs it too)

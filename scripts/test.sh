@@ -9,7 +9,7 @@
 #   RIVET_TEST_LUAS=luajit scripts/test.sh       one interpreter only (lua5.4, luajit)
 #
 # A full run (no arguments) first runs the static checks, one TAP line each: luacheck
-# over lua/, spec/ and examples/ (.luacheckrc), and make docs (LDoc, config.ld), which
+# over lua/, spec/, examples/ and types/ (.luacheckrc), and make docs (LDoc, config.ld), which
 # fails on any ldoc warning.
 # Both servers start in parallel, once (scripts/servers.sh, names test-v23 and
 # test-v20); then one pass per server and interpreter (v23/lua5.4, v23/luajit,
@@ -104,7 +104,7 @@ docs_build() {
 # each Lua directory and the API reference, so a warning fails make test.
 t_checks=$(date +%s.%N)
 if [ $# -eq 0 ]; then
-	for d in lua spec examples; do
+	for d in lua spec examples types; do
 		run_check "luacheck $d/" luacheck --no-color --formatter plain "$d"
 	done
 	run_check "make docs: the API reference builds without an ldoc warning" docs_build
