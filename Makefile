@@ -79,14 +79,19 @@ bench: deps
 	@$(MAKE) --no-print-directory build
 	@scripts/bench.sh
 
-# used by `luarocks make` (see the rockspec); INST_* are luarocks' directories
+# used by `luarocks make` (see the rockspec); INST_* are luarocks' directories.
+# INST_TYPESDIR: the LuaLS definitions, for an editor's workspace.library (docs/editor.md);
+# luarocks puts them in the rock's own directory.
 INST_LIBDIR ?= /usr/local/lib/lua/$(LUA_ABI)
 INST_LUADIR ?= /usr/local/share/lua/$(LUA_ABI)
+INST_TYPESDIR ?= /usr/local/share/lua-rivetkit/types
 install: build
-	install -d $(INST_LIBDIR)/rivet $(INST_LUADIR)/rivet $(INST_LUADIR)/rivet/resty
+	install -d $(INST_LIBDIR)/rivet $(INST_LUADIR)/rivet $(INST_LUADIR)/rivet/resty $(INST_TYPESDIR)/rivet
 	install -m 644 $(SO) $(INST_LIBDIR)/rivet/core.so
 	install -m 644 lua/rivet/*.lua $(INST_LUADIR)/rivet/
 	install -m 644 lua/rivet/resty/*.lua $(INST_LUADIR)/rivet/resty/
+	install -m 644 types/rivet.lua $(INST_TYPESDIR)/
+	install -m 644 types/rivet/*.lua $(INST_TYPESDIR)/rivet/
 
 clean:
 	rm -rf build

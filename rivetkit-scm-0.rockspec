@@ -38,6 +38,7 @@ build = {
     LUA_INC = "$(LUA_INCDIR)", -- which build to install
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
+    INST_TYPESDIR = "$(PREFIX)/types", -- LuaLS definitions (docs/editor.md)
   },
 }
 test = {
