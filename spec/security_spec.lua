@@ -6,42 +6,13 @@
 -- server (private CA, other CA, host name check, insecure on every path); here: a
 -- self-signed certificate.
 local rivet = require("rivet")
-local fake = require("spec.support.fake")
 local tls = require("spec.support.tls")
 
 local TOKEN = "tokS3CR3T-9f27c1"
 local PARAM = "parS3CR3T-51d0ab"
 local SECRET_PARTS = { TOKEN, PARAM, "S3CR3T" } -- also a piece of either
 
-local function start_hostile()
-  local log = os.tmpname()
-  local srv = fake.start("spec/fake/hostile_server.mjs " .. log)
-  srv.log = log
-  local stop = srv.stop
-  function srv.stop()
-    stop()
-    os.remove(log)
-  end
-  --- The raw requests recorded so far: {head = "...", body = "..."} each.
-  function srv.requests()
-    local f = io.open(log, "rb")
-    local s = f and f:read("a") or ""
-    if f then f:close() end
-    local out = {}
-    for rec in (s .. ""):gmatch("(.-)\n=====\n") do
-      local head, body = rec:match("^(.-\r\n\r\n)(.*)$")
-      out[#out + 1] = { head = head or rec, body = body or "" }
-    end
-    return out
-  end
-  function srv.sent()
-    local p = io.popen("curl -s " .. srv.endpoint .. "/stats")
-    local s = p:read("a")
-    p:close()
-    return tonumber(s:match('"sent":(%d+)'))
-  end
-  return srv
-end
+local start_hostile = require("spec.support.hostile").start
 
 local function rss_mb()
   local f = io.open("/proc/self/statm")
