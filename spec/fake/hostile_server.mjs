@@ -11,8 +11,10 @@
 // answer what <id> names:
 //   endless-body      200, no length, body bytes until the client goes away
 //   endless-chunked   200, chunked, chunks until the client goes away
-//   endless-header    200 and one header line that never ends
+//   endless-header    200 (101 to an upgrade) and one header line that never ends
 //   many-headers      200 and header lines that never end
+//   endless-chunk-line  200, chunked, and a chunk-size line that never ends (an
+//                     extension after the size)
 //   huge-frame        (WebSocket upgrade) 101, then one binary frame announcing 2^62
 //                     bytes, and payload bytes until the client goes away
 //   anything else     200 {"output": 1} (JSON) / BARE v4 uint 1; an upgrade gets 404
@@ -75,6 +77,7 @@ function handle(sock, head, body) {
   const m = target.match(/^\/gateway\/([^/@?]+)/);
   const id = m ? decodeURIComponent(m[1]) : "";
   if ((hdrs.upgrade || "").toLowerCase() === "websocket") {
+    if (id === "endless-header") return flood(sock, "HTTP/1.1 101 Switching Protocols\r\nx-endless: ", () => CHUNK);
     if (id !== "huge-frame") return answer(sock, 404, "no socket here");
     const accept = crypto.createHash("sha1").update(hdrs["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
     const proto = (hdrs["sec-websocket-protocol"] || "").split(",")[0].trim();
@@ -95,6 +98,8 @@ function handle(sock, head, body) {
     }
     case "endless-header":
       return flood(sock, "HTTP/1.1 200 OK\r\nx-endless: ", () => CHUNK);
+    case "endless-chunk-line":
+      return flood(sock, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10;x=", () => CHUNK);
     case "many-headers": {
       let n = 0;
       return flood(sock, "HTTP/1.1 200 OK\r\n", () => Buffer.from(`x-h${n++}: ${"v".repeat(200)}\r\n`.repeat(100)));
