@@ -69,3 +69,35 @@ describe("openresty security: hostile answers cost bounded memory and fail typed
     end)
   end
 end)
+
+describe("openresty security: malformed framing fails typed", function()
+  local bad, srv
+  setup(function()
+    bad = hostile.start()
+    srv = nginx.start({ template = "spec/nginx/fake.conf", ready = "/ping", memory_mb = 2048 })
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if bad then bad.stop() end
+  end)
+
+  -- found by spec/openresty_netfuzz_spec.lua: tonumber(nil, 16) raised out of the chunk
+  -- parsers; a streamed body of length -1 passed -1 to receiveany, which raised
+  for _, case in ipairs({
+    { "a chunk-size line without a hex digit", "bad-chunk-size", "fetch", "malformed chunk size" },
+    { "a chunk-size line without a hex digit", "bad-chunk-size", "stream", "malformed chunk size" },
+    { "content-length: -1", "bad-length", "fetch", "malformed content-length" },
+    { "content-length: -1", "bad-length", "stream", "malformed content-length" },
+  }) do
+    local what, id, call, says = case[1], case[2], case[3], case[4]
+    it(what .. ": client.malformed_response (" .. call .. ")", function()
+      srv:wrap(function()
+        local r = srv:call("/hostile/calls", { endpoint = bad.endpoint, id = id, call = call, times = 1 })
+        local e = r.errors[1]
+        assert.are.equal("client.malformed_response", tostring(e.group) .. "." .. tostring(e.code), tostring(e.error))
+        assert.truthy(e.message:find(says, 1, true), e.message)
+        assert.are.equal(1, r.after)
+      end)()
+    end)
+  end
+end)

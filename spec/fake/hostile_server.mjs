@@ -15,6 +15,8 @@
 //   many-headers      200 and header lines that never end
 //   endless-chunk-line  200, chunked, and a chunk-size line that never ends (an
 //                     extension after the size)
+//   bad-chunk-size    200, chunked, and a chunk-size line without a hex digit
+//   bad-length        200 with content-length: -1
 //   huge-frame        (WebSocket upgrade) 101, then one binary frame announcing 2^62
 //                     bytes, and payload bytes until the client goes away
 //   anything else     200 {"output": 1} (JSON) / BARE v4 uint 1; an upgrade gets 404
@@ -100,6 +102,10 @@ function handle(sock, head, body) {
       return flood(sock, "HTTP/1.1 200 OK\r\nx-endless: ", () => CHUNK);
     case "endless-chunk-line":
       return flood(sock, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10;x=", () => CHUNK);
+    case "bad-chunk-size":
+      return sock.end("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n");
+    case "bad-length":
+      return sock.end("HTTP/1.1 200 OK\r\ncontent-length: -1\r\nconnection: close\r\n\r\nabc");
     case "many-headers": {
       let n = 0;
       return flood(sock, "HTTP/1.1 200 OK\r\n", () => Buffer.from(`x-h${n++}: ${"v".repeat(200)}\r\n`.repeat(100)));

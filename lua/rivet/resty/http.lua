@@ -200,6 +200,18 @@ M.read_head = read_head
 
 local function ignore() end
 
+-- The length a Content-Length value gives (decimal digits only), or nil.
+local function content_length(v)
+  return v:match("^%d+$") and tonumber(v)
+end
+
+-- The size a chunk-size line gives (hex digits, then maybe ";extension"), or nil.
+-- (tonumber(nil, 16) raises: a line without digits must not.)
+local function chunk_size(line)
+  local hex = line:match("^%s*(%x+)")
+  return hex and tonumber(hex, 16)
+end
+
 -- The most body bytes a request reads unless req.max_response says otherwise (as
 -- csrc/loop.c): a longer body fails the call with client.response_too_large.
 local MAX_RESPONSE_DEFAULT = 64 * 1024 * 1024
@@ -211,7 +223,7 @@ local function read_chunked(sock, read_line, max)
   while true do
     local line, err = read_line()
     if not line then return nil, err end
-    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    local size = chunk_size(line)
     if not size then return nil, "malformed chunk size" end
     total = total + size
     if total > max then return nil, TOO_LARGE end
@@ -328,7 +340,7 @@ function Reader:read(timeout)
       self.trailers = self.trailers + #line + 2
       if self.trailers > HEAD_MAX then return self:_fail(HEAD_TOO_LARGE) end
     else
-      local size = tonumber(line:match("^%s*(%x+)"), 16)
+      local size = chunk_size(line)
       if not size then return self:_fail("malformed chunk size") end
       if size == 0 then self.trailers = 2 + #line else self.left = size end
     end
@@ -400,7 +412,12 @@ function M.request(req)
         if chunked then
           r.mode = "chunked"
         elseif headers["content-length"] then
-          r.mode, r.left = "length", tonumber(headers["content-length"]) or 0
+          local n = content_length(headers["content-length"])
+          if not n then
+            sock:close()
+            return fail("malformed_response", "malformed content-length")
+          end
+          r.mode, r.left = "length", n
         else
           r.mode, r.keep = "close", false
         end
@@ -412,8 +429,8 @@ function M.request(req)
       elseif chunked then
         body, berr = read_chunked(sock, read_line, max)
       elseif headers["content-length"] then
-        local n = tonumber(headers["content-length"])
-        if not n or n < 0 then
+        local n = content_length(headers["content-length"])
+        if not n then
           body, berr = nil, "malformed content-length"
         elseif n > max then
           body, berr = nil, TOO_LARGE
