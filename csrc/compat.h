@@ -33,6 +33,7 @@
 
 #else /* LuaJIT 2.1 */
 
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,11 +65,37 @@ static inline int lua_absindex(lua_State *L, int i) {
   return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
 }
 
+/* 5.1's lua_rawgeti and lua_rawseti take an int index; ours are lua_Integer (counts of
+ * decoded array items, call ids). An index beyond int goes through a number key, where
+ * 5.4 puts it, instead of being cut to another key (element 2^31 of a decoded array
+ * would have landed at -2^31). */
+static inline void rv_lj_rawgeti(lua_State *L, int i, lua_Integer n) {
+  if (n >= INT_MIN && n <= INT_MAX) {
+    (lua_rawgeti)(L, i, (int)n);
+    return;
+  }
+  i = lua_absindex(L, i);
+  lua_pushnumber(L, (lua_Number)n);
+  lua_rawget(L, i);
+}
+static inline void rv_lj_rawseti(lua_State *L, int i, lua_Integer n) {
+  if (n >= INT_MIN && n <= INT_MAX) {
+    (lua_rawseti)(L, i, (int)n);
+    return;
+  }
+  i = lua_absindex(L, i);
+  lua_pushnumber(L, (lua_Number)n);
+  lua_insert(L, -2);
+  lua_rawset(L, i);
+}
+#define lua_rawgeti(L, i, n) rv_lj_rawgeti((L), (i), (n))
+#define lua_rawseti(L, i, n) rv_lj_rawseti((L), (i), (n))
+
 static inline int rv_getfield(lua_State *L, int i, const char *k) {
   lua_getfield(L, i, k);
   return lua_type(L, -1);
 }
-static inline int rv_rawgeti(lua_State *L, int i, int n) {
+static inline int rv_rawgeti(lua_State *L, int i, lua_Integer n) {
   lua_rawgeti(L, i, n);
   return lua_type(L, -1);
 }

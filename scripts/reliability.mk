@@ -24,11 +24,11 @@ SAN_DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(LUA54_INC)
 # the C core with coverage for libFuzzer; the targets link liblua5.4 (they are programs)
 build/fuzz/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -O1 -g $(SAN_FLAGS) -fsanitize=fuzzer-no-link $(WARN) $(SAN_DEP_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) -O1 -g $(SAN_FLAGS) -fsanitize=fuzzer-no-link $(WARN) $(conv_warn) $(SAN_DEP_CFLAGS) -c $< -o $@
 
 $(FUZZ_BINS): build/fuzz/%: fuzz/%.c fuzz/fuzz.h $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -O1 -g $(SAN_FLAGS) -fsanitize=fuzzer $(WARN) -DFUZZ_DIR='"$(CURDIR)/fuzz"' \
+	$(FUZZ_CC) -O1 -g $(SAN_FLAGS) -fsanitize=fuzzer $(WARN) $(conv_warn) -DFUZZ_DIR='"$(CURDIR)/fuzz"' \
 		$(SAN_DEP_CFLAGS) -Icsrc $< $(FUZZ_OBJS) -llua5.4 $(DEP_LIBS) -lm -o $@
 
 fuzz-build: $(FUZZ_BINS)
@@ -39,7 +39,7 @@ fuzz: fuzz-build
 # the module for the stock lua5.4 interpreter, with gcc's sanitizers (preloaded by asan.sh)
 build/asan/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(SAN_FLAGS) $(WARN) -fPIC $(SAN_DEP_CFLAGS) -c $< -o $@
+	$(CC) -O1 -g $(SAN_FLAGS) $(WARN) $(conv_warn) -fPIC $(SAN_DEP_CFLAGS) -c $< -o $@
 
 $(ASAN_SO): $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
@@ -47,7 +47,7 @@ $(ASAN_SO): $(ASAN_OBJS)
 
 build/asan/unpreload.so: scripts/asan_unpreload.c
 	@mkdir -p $(dir $@)
-	$(CC) -O2 $(WARN) -fPIC -shared $< -o $@
+	$(CC) -O2 $(WARN) $(conv_warn) -fPIC -shared $< -o $@
 
 asan-build: $(ASAN_SO) build/asan/unpreload.so
 

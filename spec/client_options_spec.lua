@@ -13,12 +13,7 @@ local function start_metadata(args)
     os.execute("kill " .. pid .. " 2>/dev/null")
     os.remove(out)
   end
-  function srv.hits()
-    local f = io.popen("curl -s " .. srv.endpoint .. "/hits")
-    local body = f:read("*a")
-    f:close()
-    return tonumber(body:match('"hits":(%d+)'))
-  end
+  function srv.hits() return fake.counter(srv.endpoint, "/hits", "hits") end
   return srv
 end
 

@@ -35,17 +35,7 @@ local function file_exists(p)
   return f ~= nil
 end
 
--- url-encoded query string from a table (keys sorted)
-local function query(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local out = {}
-  for _, k in ipairs(keys) do
-    out[#out + 1] = k .. "=" .. tostring(t[k]):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
-  end
-  return table.concat(out, "&")
-end
+local query = nginx.query
 
 describe("openresty (" .. env.server .. ")", function()
   local srv, px, certs, good, wrong, dns

@@ -6,42 +6,13 @@
 -- server (private CA, other CA, host name check, insecure on every path); here: a
 -- self-signed certificate.
 local rivet = require("rivet")
-local fake = require("spec.support.fake")
 local tls = require("spec.support.tls")
 
 local TOKEN = "tokS3CR3T-9f27c1"
 local PARAM = "parS3CR3T-51d0ab"
 local SECRET_PARTS = { TOKEN, PARAM, "S3CR3T" } -- also a piece of either
 
-local function start_hostile()
-  local log = os.tmpname()
-  local srv = fake.start("spec/fake/hostile_server.mjs " .. log)
-  srv.log = log
-  local stop = srv.stop
-  function srv.stop()
-    stop()
-    os.remove(log)
-  end
-  --- The raw requests recorded so far: {head = "...", body = "..."} each.
-  function srv.requests()
-    local f = io.open(log, "rb")
-    local s = f and f:read("a") or ""
-    if f then f:close() end
-    local out = {}
-    for rec in (s .. ""):gmatch("(.-)\n=====\n") do
-      local head, body = rec:match("^(.-\r\n\r\n)(.*)$")
-      out[#out + 1] = { head = head or rec, body = body or "" }
-    end
-    return out
-  end
-  function srv.sent()
-    local p = io.popen("curl -s " .. srv.endpoint .. "/stats")
-    local s = p:read("a")
-    p:close()
-    return tonumber(s:match('"sent":(%d+)'))
-  end
-  return srv
-end
+local start_hostile = require("spec.support.hostile").start
 
 local function rss_mb()
   local f = io.open("/proc/self/statm")
@@ -54,22 +25,27 @@ local function name(e)
   return rivet.isActorError(e) and (e.group .. "." .. e.code) or ("not an ActorError: " .. tostring(e))
 end
 
-describe("security: TLS verification is on by default (self-signed certificate)", function()
-  local srv, dir, proxy
-  setup(function()
-    srv = start_hostile()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
-      .. " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " .. dir .. "/self.key -out " .. dir
-      .. "/self.pem >/dev/null 2>&1"))
-    proxy = tls.proxy(srv.endpoint, { cert = dir .. "/self.pem", key = dir .. "/self.key" })
-  end)
-  teardown(function()
+-- The hostile server, and a TLS proxy in front of it with a self-signed certificate:
+-- srv, cert, proxy; stop_all() stops and removes them.
+local function behind_self_signed()
+  local srv = start_hostile()
+  local cert = tls.self_signed()
+  local proxy = tls.proxy(srv.endpoint, cert)
+  local function stop_all()
     proxy.stop()
     srv.stop()
-    os.execute("rm -rf " .. dir)
+    cert.remove()
+  end
+  return srv, cert, proxy, stop_all
+end
+
+describe("security: TLS verification is on by default (self-signed certificate)", function()
+  local cert, proxy, stop_all
+  setup(function()
+    local _
+    _, cert, proxy, stop_all = behind_self_signed()
   end)
+  teardown(function() stop_all() end)
 
   local function try(opts)
     local o = { encoding = "json", timeout = 5 }
@@ -91,7 +67,7 @@ describe("security: TLS verification is on by default (self-signed certificate)"
   end)
 
   it("accepts it with ca_file naming that certificate", function()
-    local r = try({ ca_file = dir .. "/self.pem" })
+    local r = try({ ca_file = cert.cert })
     assert.are.same({ true, 1 }, { r[1], r[2] })
     assert.are.same({ true, 200 }, r.fetch)
   end)
@@ -104,20 +80,14 @@ describe("security: TLS verification is on by default (self-signed certificate)"
 end)
 
 describe("security: tokens and connection params never appear in what the library prints", function()
-  local srv, dir, proxy
+  local srv, proxy, stop_all
   setup(function()
-    srv = start_hostile()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
-      .. " -addext subjectAltName=DNS:localhost -keyout " .. dir .. "/s.key -out " .. dir .. "/s.pem >/dev/null 2>&1"))
-    proxy = tls.proxy(srv.endpoint, { cert = dir .. "/s.pem", key = dir .. "/s.key" })
+    local _
+    srv, _, proxy, stop_all = behind_self_signed()
   end)
   teardown(function()
     rivet.setLogger(nil)
-    proxy.stop()
-    srv.stop()
-    os.execute("rm -rf " .. dir)
+    stop_all()
   end)
 
   it("in errors (every field), tostring, log messages and setLogger fields of calls failing in many ways", function()

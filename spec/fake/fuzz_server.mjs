@@ -21,7 +21,8 @@
 //     then a close, a drop, or silence.
 // Ids "sane-..." get proper answers (the spec checks the client still works).
 import crypto from "node:crypto";
-import net from "node:net";
+import { listen, parseHead, serve } from "./raw_server.mjs";
+import { acceptKey, frame, frameHead, upgradeHead } from "./wsframe.mjs";
 
 const SEED = Number(process.argv[2] || 1) >>> 0;
 const counts = new Map();
@@ -226,20 +227,8 @@ function wsFrame(g, enc) {
   let len = payload.length;
   const lie = g.r() < 0.05; // announce more than follows
   if (lie) len += 1 + g.int(1 << 20);
-  let head;
   const form = len < 126 && g.r() < 0.9 ? 0 : len < 65536 && g.r() < 0.8 ? 1 : 2;
-  if (form === 0) head = Buffer.from([fin | rsv | op, len | (masked ? 0x80 : 0)]);
-  else if (form === 1) {
-    head = Buffer.alloc(4);
-    head[0] = fin | rsv | op;
-    head[1] = 126 | (masked ? 0x80 : 0);
-    head.writeUInt16BE(Math.min(len, 65535), 2);
-  } else {
-    head = Buffer.alloc(10);
-    head[0] = fin | rsv | op;
-    head[1] = 127 | (masked ? 0x80 : 0);
-    head.writeBigUInt64BE(g.r() < 0.05 ? 1n << 62n : BigInt(len), 2);
-  }
+  const head = frameHead(fin | rsv | op, form === 2 && g.r() < 0.05 ? 1n << 62n : len, form, masked);
   const mask = masked ? g.bytes(4) : Buffer.alloc(0);
   return Buffer.concat([head, mask, payload]);
 }
@@ -251,15 +240,9 @@ function wsUpgrade(g, sock, hdrs) {
   const k = g.int(20);
   if (k === 0) return send(g, sock, httpAnswer(g));
   if (k === 1) return sock.destroy();
-  const accept = crypto.createHash("sha1").update((hdrs["sec-websocket-key"] || "") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
   const chosen = g.r() < 0.95 ? protos[0] || "" : g.pick(["", "other", "rivet"]);
-  const parts = [Buffer.from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-    `Sec-WebSocket-Accept: ${g.r() < 0.97 ? accept : "bad"}\r\n` + (chosen ? `Sec-WebSocket-Protocol: ${chosen}\r\n` : "") + "\r\n")];
-  if (g.r() < 0.7) {
-    const m = initMsg(enc);
-    const op = enc === "json" ? 0x81 : 0x82;
-    parts.push(Buffer.concat([Buffer.from([op, m.length]), m]));
-  }
+  const parts = [upgradeHead(g.r() < 0.97 ? acceptKey(hdrs["sec-websocket-key"]) : "bad", chosen)];
+  if (g.r() < 0.7) parts.push(frame(enc === "json" ? 0x81 : 0x82, initMsg(enc)));
   const n = g.int(10);
   for (let i = 0; i < n; i++) parts.push(wsFrame(g, enc));
   const after = g.int(4);
@@ -281,14 +264,7 @@ function proper(sock, status, body, ctype = "application/json") {
 }
 
 function handle(sock, head, body) {
-  const lines = head.toString("latin1").split("\r\n");
-  const [method, target = "/"] = lines[0].split(" ");
-  const hdrs = {};
-  for (const l of lines.slice(1)) {
-    const i = l.indexOf(":");
-    if (i > 0) hdrs[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-  }
-  const path = target.split("?")[0];
+  const { target, path, hdrs } = parseHead(head);
   if (path === "/metadata") return proper(sock, 200, JSON.stringify(V23 ? { runtime: "engine", version: "2.3.19" } : { runtime: "rivetkit", version: "2.0.0" }));
   let id = "";
   if (path === "/actors") {
@@ -311,37 +287,5 @@ function handle(sock, head, body) {
   send(g, sock, httpAnswer(g));
 }
 
-const server = net.createServer((sock) => {
-  let buf = Buffer.alloc(0);
-  let busy = false;
-  sock.on("error", () => {});
-  const next = () => {
-    if (busy) return;
-    const end = buf.indexOf("\r\n\r\n");
-    if (end < 0) return;
-    const head = buf.subarray(0, end + 4);
-    const lm = head.toString("latin1").match(/\r\ncontent-length:\s*(\d+)/i);
-    const need = lm ? Number(lm[1]) : 0;
-    if (buf.length < end + 4 + need) return;
-    busy = true;
-    const body = buf.subarray(end + 4, end + 4 + need);
-    buf = buf.subarray(end + 4 + need);
-    try {
-      handle(sock, head, body);
-    } catch (e) {
-      sock.destroy();
-    }
-  };
-  sock.on("answered", () => {
-    busy = false;
-    next();
-  });
-  sock.on("data", (d) => {
-    buf = Buffer.concat([buf, d]);
-    next();
-  });
-});
-
-server.listen(0, "127.0.0.1", () => console.log(`${server.address().port} ${process.pid}`));
-setTimeout(() => process.exit(0), 60 * 60 * 1000).unref();
-process.on("SIGTERM", () => process.exit(0));
+// keep-alive: a complete answer on a socket left open emits "answered" (see send)
+listen(serve(handle, { keepAlive: true }), 60 * 60 * 1000);

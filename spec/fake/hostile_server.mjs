@@ -11,14 +11,18 @@
 // answer what <id> names:
 //   endless-body      200, no length, body bytes until the client goes away
 //   endless-chunked   200, chunked, chunks until the client goes away
-//   endless-header    200 and one header line that never ends
+//   endless-header    200 (101 to an upgrade) and one header line that never ends
 //   many-headers      200 and header lines that never end
+//   endless-chunk-line  200, chunked, and a chunk-size line that never ends (an
+//                     extension after the size)
+//   bad-chunk-size    200, chunked, and a chunk-size line without a hex digit
+//   bad-length        200 with content-length: -1
 //   huge-frame        (WebSocket upgrade) 101, then one binary frame announcing 2^62
 //                     bytes, and payload bytes until the client goes away
 //   anything else     200 {"output": 1} (JSON) / BARE v4 uint 1; an upgrade gets 404
-import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
+import { listen, parseHead, serve } from "./raw_server.mjs";
+import { acceptKey, HUGE_FRAME_HEAD, upgradeHead } from "./wsframe.mjs";
 
 const logPath = process.argv[2];
 let sent = 0;
@@ -52,14 +56,8 @@ function flood(sock, first, make) {
 }
 
 function handle(sock, head, body) {
-  const lines = head.toString("latin1").split("\r\n");
-  const [method, target] = lines[0].split(" ");
-  const hdrs = {};
-  for (const l of lines.slice(1)) {
-    const i = l.indexOf(":");
-    if (i > 0) hdrs[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-  }
-  const url = new URL(target || "/", "http://x");
+  const { method, target, hdrs } = parseHead(head);
+  const url = new URL(target, "http://x");
   const path = url.pathname;
   if (path === "/metadata") return answer(sock, 200, JSON.stringify({ runtime: "engine", version: "2.3.19" }), { "content-type": "application/json" });
   if (path === "/stats") return answer(sock, 200, JSON.stringify({ sent }), { "content-type": "application/json" });
@@ -75,16 +73,11 @@ function handle(sock, head, body) {
   const m = target.match(/^\/gateway\/([^/@?]+)/);
   const id = m ? decodeURIComponent(m[1]) : "";
   if ((hdrs.upgrade || "").toLowerCase() === "websocket") {
+    if (id === "endless-header") return flood(sock, "HTTP/1.1 101 Switching Protocols\r\nx-endless: ", () => CHUNK);
     if (id !== "huge-frame") return answer(sock, 404, "no socket here");
-    const accept = crypto.createHash("sha1").update(hdrs["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
     const proto = (hdrs["sec-websocket-protocol"] || "").split(",")[0].trim();
-    const h = Buffer.alloc(10);
-    h[0] = 0x82;
-    h[1] = 127;
-    h.writeBigUInt64BE(1n << 62n, 2);
-    const up = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n` +
-      (proto ? `Sec-WebSocket-Protocol: ${proto}\r\n` : "") + "\r\n";
-    return flood(sock, Buffer.concat([Buffer.from(up), h]), () => CHUNK);
+    const up = upgradeHead(acceptKey(hdrs["sec-websocket-key"]), proto);
+    return flood(sock, Buffer.concat([up, HUGE_FRAME_HEAD]), () => CHUNK);
   }
   switch (id) {
     case "endless-body":
@@ -95,6 +88,12 @@ function handle(sock, head, body) {
     }
     case "endless-header":
       return flood(sock, "HTTP/1.1 200 OK\r\nx-endless: ", () => CHUNK);
+    case "endless-chunk-line":
+      return flood(sock, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10;x=", () => CHUNK);
+    case "bad-chunk-size":
+      return sock.end("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n");
+    case "bad-length":
+      return sock.end("HTTP/1.1 200 OK\r\ncontent-length: -1\r\nconnection: close\r\n\r\nabc");
     case "many-headers": {
       let n = 0;
       return flood(sock, "HTTP/1.1 200 OK\r\n", () => Buffer.from(`x-h${n++}: ${"v".repeat(200)}\r\n`.repeat(100)));
@@ -105,26 +104,8 @@ function handle(sock, head, body) {
   }
 }
 
-const server = net.createServer((sock) => {
-  let buf = Buffer.alloc(0);
-  let done = false;
-  sock.on("error", () => {});
-  sock.on("data", (d) => {
-    if (done) return;
-    buf = Buffer.concat([buf, d]);
-    const end = buf.indexOf("\r\n\r\n");
-    if (end < 0) return;
-    const head = buf.subarray(0, end + 4);
-    const lm = head.toString("latin1").match(/\r\ncontent-length:\s*(\d+)/i);
-    const need = lm ? Number(lm[1]) : 0;
-    if (buf.length < end + 4 + need) return;
-    done = true;
-    const body = buf.subarray(end + 4, end + 4 + need);
-    record(Buffer.concat([head, body, Buffer.from("\n=====\n")]));
-    handle(sock, head, body);
-  });
-});
-
-server.listen(0, "127.0.0.1", () => console.log(`${server.address().port} ${process.pid}`));
-setTimeout(() => process.exit(0), 30 * 60 * 1000).unref();
-process.on("SIGTERM", () => process.exit(0));
+// one request per connection: every answer closes it (or never ends)
+listen(serve((sock, head, body) => {
+  record(Buffer.concat([head, body, Buffer.from("\n=====\n")]));
+  handle(sock, head, body);
+}), 30 * 60 * 1000);

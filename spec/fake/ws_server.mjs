@@ -17,8 +17,8 @@
 //   huge-frame      a WebSocket frame header announcing 2^62 bytes, then silence, then a drop
 //   no-init         never sends Init (the client must give up the attempt by its deadline)
 // Every upgrade is counted; GET /stats returns {"upgrades": n}.
-import crypto from "node:crypto";
 import http from "node:http";
+import { acceptKey, frame as wsFrame, HUGE_FRAME_HEAD, upgradeHead } from "./wsframe.mjs";
 
 let upgrades = 0;
 
@@ -126,23 +126,9 @@ function reply(behaviour, enc, payload) {
 
 // ---- WebSocket framing ---------------------------------------------------------------
 
+// A text or binary frame of data (a string or a Buffer).
 function frame(data, text) {
-  const payload = Buffer.isBuffer(data) ? data : Buffer.from(data, "utf8");
-  const op = text ? 0x81 : 0x82;
-  let head;
-  if (payload.length < 126) head = Buffer.from([op, payload.length]);
-  else if (payload.length < 65536) {
-    head = Buffer.alloc(4);
-    head[0] = op;
-    head[1] = 126;
-    head.writeUInt16BE(payload.length, 2);
-  } else {
-    head = Buffer.alloc(10);
-    head[0] = op;
-    head[1] = 127;
-    head.writeBigUInt64BE(BigInt(payload.length), 2);
-  }
-  return Buffer.concat([head, payload]);
+  return wsFrame(text ? 0x81 : 0x82, Buffer.isBuffer(data) ? data : Buffer.from(data, "utf8"));
 }
 
 // Parses complete client frames out of buf; returns [frames, rest].
@@ -182,14 +168,7 @@ server.on("upgrade", (req, socket) => {
   const protos = (req.headers["sec-websocket-protocol"] || "").split(",").map((s) => s.trim());
   const encEntry = protos.find((p) => p.startsWith("rivet_encoding."));
   const enc = encEntry ? encEntry.slice("rivet_encoding.".length) : "json";
-  const accept = crypto
-    .createHash("sha1")
-    .update(req.headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-    .digest("base64");
-  socket.write(
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: rivet\r\n\r\n`,
-  );
+  socket.write(upgradeHead(acceptKey(req.headers["sec-websocket-key"]), "rivet"));
   if (behaviour !== "no-init") socket.write(frame(initFrame(enc), enc === "json"));
 
   let buf = Buffer.alloc(0);
@@ -200,11 +179,11 @@ server.on("upgrade", (req, socket) => {
     for (const f of frames) {
       if (f.op === 0x8) {
         // close: echo it and hang up
-        socket.end(Buffer.concat([Buffer.from([0x88, f.payload.length]), f.payload]));
+        socket.end(wsFrame(0x88, f.payload));
         return;
       }
       if (f.op === 0x9) {
-        socket.write(Buffer.concat([Buffer.from([0x8a, f.payload.length]), f.payload]));
+        socket.write(wsFrame(0x8a, f.payload));
         continue;
       }
       // answer the first action request only (subscriptions are 1-byte-tag frames too,
@@ -216,11 +195,7 @@ server.on("upgrade", (req, socket) => {
       if (!isAction || answered) continue;
       answered = true;
       if (behaviour === "huge-frame") {
-        const h = Buffer.alloc(10);
-        h[0] = 0x82;
-        h[1] = 127;
-        h.writeBigUInt64BE(1n << 62n, 2);
-        socket.write(Buffer.concat([h, Buffer.from("abc")]));
+        socket.write(Buffer.concat([HUGE_FRAME_HEAD, Buffer.from("abc")]));
         setTimeout(() => socket.destroy(), 300);
         continue;
       }

@@ -25,6 +25,15 @@ function M.spawn(cmd, pattern, what)
   return out, require("spec.support.compat").unpack(caps)
 end
 
+--- GETs endpoint .. path (a fake server's counters, as JSON) with curl; returns the
+--- number in the field `name`.
+function M.counter(endpoint, path, name)
+  local p = io.popen("curl -s --noproxy '*' " .. endpoint .. path)
+  local s = p:read("a")
+  p:close()
+  return tonumber(s:match('"' .. name .. '":(%d+)'))
+end
+
 --- Starts the fake server; returns {endpoint=, pid=, stop=function}.
 function M.start(script)
   script = script or "spec/fake/http_server.mjs"

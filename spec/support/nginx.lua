@@ -91,6 +91,18 @@ function M.render(text, vars)
   end))
 end
 
+--- A url-encoded query string from a table (keys sorted).
+function M.query(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do
+    out[#out + 1] = k .. "=" .. tostring(t[k]):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
+  end
+  return table.concat(out, "&")
+end
+
 local Server = {}
 Server.__index = Server
 
@@ -150,6 +162,27 @@ end
 
 --- GET path; returns { status, body, headers }.
 function Server:get(path, opts) return self:request(path, opts) end
+
+--- GET path?args (a table, url-encoded); asserts a 200 and returns the decoded JSON.
+function Server:call(path, args, opts)
+  local res = self:get(path .. (args and ("?" .. M.query(args)) or ""), opts)
+  assert(res.status == 200, path .. " -> HTTP " .. res.status .. " (0: no answer): " .. res.body)
+  local ok, v = pcall(require("rivet.core").json_decode, res.body, false)
+  assert(ok and v ~= nil, "not JSON: " .. res.body)
+  return v
+end
+
+--- The error.log lines that say a worker died (a crash: "exited on signal", or any
+--- other "worker process N exited"); nil when there are none.
+function Server:worker_deaths()
+  local out = {}
+  for line in self:error_log():gmatch("[^\n]+") do
+    if line:find("signal", 1, true) or line:find("exited on", 1, true) or line:find("worker process %d+ exited") then
+      out[#out + 1] = line
+    end
+  end
+  return #out > 0 and table.concat(out, "\n") or nil
+end
 
 --- Starts `curl URL` in the background; returns a handle with :wait() -> { status, body }.
 function Server:request_bg(path, timeout)
@@ -265,6 +298,7 @@ end
 ---   files      files (repository paths) copied into the prefix, beside conf/
 ---   timeout    seconds to wait for it (default 15)
 ---   limit      seconds after which timeout(1) stops a forgotten nginx (default 1800)
+---   memory_mb  address-space limit (ulimit -v) for nginx and its workers
 --- Returns a server with .url, .port, .prefix, :get, :request, :request_bg, :parallel,
 --- :log_tail, :stop. Raises with the error.log tail when nginx does not come up.
 function M.start(opts)
@@ -279,7 +313,8 @@ function M.start(opts)
       PREFIX = prefix,
       PORT = port,
       MODULES = M.modules,
-      LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/nginx/?.lua;;",
+      -- the library, the handler modules, and spec.support.* modules they share with specs
+      LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/nginx/?.lua;" .. ROOT .. "/?.lua;;",
       LUA_CPATH = ROOT .. "/build/luajit/?.so;;",
     }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
@@ -305,8 +340,11 @@ function M.start(opts)
     local envs = {}
     for k, v in pairs(opts.env or {}) do envs[#envs + 1] = k .. "=" .. sh_quote(v) end
     -- timeout(1) puts nginx in a process group of its own and bounds a forgotten run
-    local cmd = ("%s exec timeout -k 5 %d nginx -p %s -c %s -e %s -g %s > %s 2>&1 < /dev/null & echo $!")
-      :format(table.concat(envs, " "), opts.limit or 1800, sh_quote(prefix .. "/"),
+    -- a bound on its address space (opts.memory_mb): a worker that grows is killed by
+    -- the allocation that fails, not by the kernel's OOM killer after the machine's RAM
+    local ulimit = opts.memory_mb and ("ulimit -v " .. math.floor(opts.memory_mb * 1024) .. "; ") or ""
+    local cmd = ("%s%s exec timeout -k 5 %d nginx -p %s -c %s -e %s -g %s > %s 2>&1 < /dev/null & echo $!")
+      :format(ulimit, table.concat(envs, " "), opts.limit or 1800, sh_quote(prefix .. "/"),
         sh_quote(prefix .. "/conf/nginx.conf"), sh_quote(prefix .. "/logs/error.log"),
         sh_quote(globals), sh_quote(prefix .. "/logs/stdout.log"))
     local pgid = run("sh -c " .. sh_quote(cmd)):match("%d+")

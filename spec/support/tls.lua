@@ -44,6 +44,20 @@ function M.make_certs()
   }
 end
 
+--- A self-signed certificate for localhost and 127.0.0.1 (no CA: verification fails
+--- unless it is trusted itself) in a new temporary directory: {cert=, key=, remove=}.
+function M.self_signed()
+  local dir = os.tmpname()
+  os.remove(dir)
+  sh("mkdir -p " .. dir)
+  sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+    .. " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s/self.key -out %s/self.pem"):format(dir, dir))
+  return {
+    cert = dir .. "/self.pem", key = dir .. "/self.key",
+    remove = function() os.execute("rm -rf " .. dir) end,
+  }
+end
+
 --- Starts a proxy to `target` (http://host:port). opts: cert, key (TLS), log (file).
 --- Returns {port=, pid=, stop=function}.
 function M.proxy(target, opts)

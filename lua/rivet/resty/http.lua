@@ -1,9 +1,10 @@
 -- A small HTTP/1.1 client over nginx cosockets (Debian packages none): one request per
 -- call, in the calling light thread, with keep-alive pools (setkeepalive), TLS through
--- sslhandshake with verification on, Content-Length and chunked bodies, and every wait
--- bounded by the request's timeout. Results have the shape of the native loop's:
--- {status=, headers={lower-case name = value, repeated ones joined by ", "}, body=}, or
--- {err=kind, message=} with the kinds of protocol.transport_error.
+-- sslhandshake with verification on, Content-Length and chunked bodies, every wait
+-- bounded by the request's timeout, every line and head by LINE_MAX and HEAD_MAX.
+-- Results have the shape of the native loop's: {status=, headers={lower-case name =
+-- value, repeated ones joined by ", "}, body=}, or {err=kind, message=} with the kinds
+-- of protocol.transport_error.
 local ngx = ngx
 local now = require("rivet.core").now
 
@@ -27,9 +28,16 @@ local function parse_url(url)
 end
 M.parse_url = parse_url
 
---- The kind of a cosocket error message (as protocol.transport_error names them).
+local TOO_LARGE = "response_too_large"
+-- errors that mean the server sent more than this client takes (filled in below)
+local TOO_LARGE_ERRS = { [TOO_LARGE] = true }
+
+--- The kind of a cosocket error message (as protocol.transport_error names them); a
+--- message of ours starting with "malformed" means the answer is not valid HTTP.
 function M.classify(err, during)
   err = tostring(err)
+  if TOO_LARGE_ERRS[err] then return TOO_LARGE end
+  if err:find("^malformed") then return "malformed_response" end
   if err:find("timeout", 1, true) then return "timeout" end
   if during == "tls" or err:find("ssl", 1, true) or err:find("certificate", 1, true) then return "tls_failed" end
   if err:find("resolve", 1, true) or err:find("resolver", 1, true) then return "dns_failed" end
@@ -111,54 +119,117 @@ local function build_head(method, target, hostport, headers, body)
   return table.concat(out)
 end
 
--- Reads the status line and headers. Returns status, headers, version, or nil, err.
-local function read_head(sock)
+-- Bounds on what the server's framing may cost, as libcurl's (CURL_MAX_HTTP_HEADER and
+-- MAX_HTTP_RESP_HEADER_SIZE in 7.88): a line (status line, header, chunk size, trailer)
+-- of more than LINE_MAX bytes, or a head (status line and headers, with the 1xx answers
+-- before it; or a body's trailers) of more than HEAD_MAX fails the call with
+-- client.response_too_large. receive("*l") has no bound of its own: lua-nginx-module
+-- adds buffers of lua_socket_buffer_size to its chain, from the request's pool, until
+-- the line ends, so an endless header line grew the worker until the kernel killed it.
+local LINE_MAX = 100 * 1024
+local HEAD_MAX = 300 * 1024
+local LINE_TOO_LONG = "a line of the response's head or chunked framing exceeded " .. LINE_MAX .. " bytes"
+local HEAD_TOO_LARGE = "the response's head or trailers exceeded " .. HEAD_MAX .. " bytes"
+TOO_LARGE_ERRS[LINE_TOO_LONG], TOO_LARGE_ERRS[HEAD_TOO_LARGE] = true, true
+
+--- A line reader on sock: read(prefix) returns the next line without its LF (nor the
+--- CR before it), or nil, err, partial (err is LINE_TOO_LONG past LINE_MAX bytes);
+--- prefix: the partial line a timed-out read returned. The receiveuntil iterator given a
+--- size hands back at most that many bytes a call, and after a line owes one more call,
+--- which returns nil at once and resets it for the next line.
+local function line_reader(sock)
+  local until_lf = sock:receiveuntil("\n")
+  return function(prefix)
+    prefix = prefix or ""
+    local piece, err, partial = until_lf(LINE_MAX + 1 - #prefix)
+    if not piece then
+      partial = prefix .. (partial or "")
+      if #partial > LINE_MAX then return nil, LINE_TOO_LONG end
+      return nil, err, partial
+    end
+    local line = prefix .. piece
+    if #line > LINE_MAX then return nil, LINE_TOO_LONG end
+    until_lf()
+    if line:byte(-1) == 13 then line = line:sub(1, -2) end
+    return line
+  end
+end
+M.line_reader = line_reader
+
+-- Reads lines through read_line up to an empty one, at most HEAD_MAX bytes in all
+-- (counting `used` already); calls each(line) for the others. Returns the bytes used,
+-- or nil, err.
+local function read_block(read_line, used, each)
   while true do
-    local line, err = sock:receive("*l")
+    local line, err = read_line()
     if not line then return nil, err end
-    local version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
+    used = used + #line + 2
+    if used > HEAD_MAX then return nil, HEAD_TOO_LARGE end
+    if line == "" then return used end
+    each(line)
+  end
+end
+
+--- Reads the status line and headers on sock (through read_line, a line_reader of it).
+--- Returns status, headers, version, or nil, err.
+local function read_head(sock, read_line)
+  read_line = read_line or line_reader(sock)
+  local used = 0
+  while true do
+    local sl, err = read_line()
+    if not sl then return nil, err end
+    used = used + #sl + 2
+    local version, status = sl:match("^HTTP/(%d%.%d) (%d%d%d)")
     if not status then return nil, "malformed status line" end
     status = tonumber(status)
     local headers = {}
-    while true do
-      local h, herr = sock:receive("*l")
-      if not h then return nil, herr end
-      if h == "" then break end
+    used, err = read_block(read_line, used, function(h)
       local name, value = h:match("^([^:]+):%s*(.-)%s*$")
       if name then
         name = name:lower()
         local prev = headers[name]
         headers[name] = prev and (prev .. ", " .. value) or value
       end
-    end
+    end)
+    if not used then return nil, err end
     -- 1xx answers (100 Continue) come before the real one
     if status >= 200 or status == 101 then return status, headers, version end
   end
 end
 M.read_head = read_head
 
+local function ignore() end
+
+-- The length a Content-Length value gives (decimal digits only), or nil.
+local function content_length(v)
+  return v:match("^%d+$") and tonumber(v)
+end
+
+-- The size a chunk-size line gives (hex digits, then maybe ";extension"), or nil.
+-- (tonumber(nil, 16) raises: a line without digits must not.)
+local function chunk_size(line)
+  local hex = line:match("^%s*(%x+)")
+  return hex and tonumber(hex, 16)
+end
+
 -- The most body bytes a request reads unless req.max_response says otherwise (as
 -- csrc/loop.c): a longer body fails the call with client.response_too_large.
 local MAX_RESPONSE_DEFAULT = 64 * 1024 * 1024
-local TOO_LARGE = "response_too_large"
 
 -- Reads a chunked body of at most max bytes; returns body, or nil, err.
-local function read_chunked(sock, max)
+local function read_chunked(sock, read_line, max)
   local parts = {}
   local total = 0
   while true do
-    local line, err = sock:receive("*l")
+    local line, err = read_line()
     if not line then return nil, err end
-    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    local size = chunk_size(line)
     if not size then return nil, "malformed chunk size" end
     total = total + size
     if total > max then return nil, TOO_LARGE end
     if size == 0 then
-      -- trailers, up to the empty line
-      repeat
-        local t, terr = sock:receive("*l")
-        if not t then return nil, terr end
-      until t == ""
+      local used, terr = read_block(read_line, 0, ignore) -- trailers
+      if not used then return nil, terr end
       return table.concat(parts)
     end
     local data, derr = sock:receive(size)
@@ -206,15 +277,13 @@ end
 
 -- A line of the chunked framing; keeps what a timed-out read had got so far
 function Reader:_line(timeout)
-  local sock = self.sock
   while true do
-    local line, err, partial = sock:receive("*l")
+    local line, err, partial = self.read_line(self.linebuf)
     if line then
-      local l = (self.linebuf or "") .. line
       self.linebuf = nil
-      return l
+      return line
     end
-    if partial and partial ~= "" then self.linebuf = (self.linebuf or "") .. partial end
+    self.linebuf = partial
     if err ~= "timeout" or timeout then return nil, err end
   end
 end
@@ -268,10 +337,12 @@ function Reader:read(timeout)
       if line ~= "" then return self:_fail("malformed chunk") end
     elseif self.trailers then
       if line == "" then self:_finish(true) return nil end
+      self.trailers = self.trailers + #line + 2
+      if self.trailers > HEAD_MAX then return self:_fail(HEAD_TOO_LARGE) end
     else
-      local size = tonumber(line:match("^%s*(%x+)"), 16)
+      local size = chunk_size(line)
       if not size then return self:_fail("malformed chunk size") end
-      if size == 0 then self.trailers = true else self.left = size end
+      if size == 0 then self.trailers = 2 + #line else self.left = size end
     end
   end
 end
@@ -323,8 +394,9 @@ function M.request(req)
       end
     end
     local status, headers, version
+    local read_line = line_reader(sock)
     if ok then
-      status, headers, version = read_head(sock)
+      status, headers, version = read_head(sock, read_line)
       if not status then err = headers end
     end
     if status then
@@ -335,11 +407,17 @@ function M.request(req)
       local te = headers["transfer-encoding"]
       local chunked = te and te:lower():find("chunked", 1, true)
       if req.stream and not (method == "HEAD" or status == 204 or status == 304) then
-        local r = setmetatable({ sock = sock, keep = keep, done = false, err = false, left = 0 }, Reader)
+        local r = setmetatable({ sock = sock, read_line = read_line, keep = keep, done = false, err = false,
+          left = 0 }, Reader)
         if chunked then
           r.mode = "chunked"
         elseif headers["content-length"] then
-          r.mode, r.left = "length", tonumber(headers["content-length"]) or 0
+          local n = content_length(headers["content-length"])
+          if not n then
+            sock:close()
+            return fail("malformed_response", "malformed content-length")
+          end
+          r.mode, r.left = "length", n
         else
           r.mode, r.keep = "close", false
         end
@@ -349,10 +427,10 @@ function M.request(req)
       if method == "HEAD" or status == 204 or status == 304 or status == 101 then
         body = ""
       elseif chunked then
-        body, berr = read_chunked(sock, max)
+        body, berr = read_chunked(sock, read_line, max)
       elseif headers["content-length"] then
-        local n = tonumber(headers["content-length"])
-        if not n or n < 0 then
+        local n = content_length(headers["content-length"])
+        if not n then
           body, berr = nil, "malformed content-length"
         elseif n > max then
           body, berr = nil, TOO_LARGE

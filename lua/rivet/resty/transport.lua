@@ -195,8 +195,14 @@ local function owner(premature, self, w)
       flush(w, sock)
     end
     -- the server's answer ends the reader; do not wait for it longer than the grace
+    -- (the time left is taken once per turn: checked, then read again, it could be
+    -- negative, which semaphore:wait raises on, aborting this timer before finish())
     local until_t = now() + CLOSE_GRACE
-    while not w.done and now() < until_t and not ngx.worker.exiting() do w.sema:wait(until_t - now()) end
+    while not w.done and not ngx.worker.exiting() do
+      local left = until_t - now()
+      if left <= 0 then break end
+      w.sema:wait(left)
+    end
     flush(w, sock) -- an answer to the server's close, if that came meanwhile
   end
   ngx.thread.kill(rd)
