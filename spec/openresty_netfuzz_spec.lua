@@ -32,7 +32,8 @@ local SEED = tonumber(os.getenv("RIVET_NETFUZZ_SEED") or "") or (os.time() % 100
 local function lua_errors(log)
   local out = {}
   for line in log:gmatch("[^\n]+") do
-    if line:find("runtime error", 1, true) or line:find("thread aborted", 1, true) or line:find("lua atpanic", 1, true) then
+    if line:find("runtime error", 1, true) or line:find("thread aborted", 1, true)
+        or line:find("lua atpanic", 1, true) then
       out[#out + 1] = line
     end
   end
@@ -42,7 +43,8 @@ end
 describe("network-side fuzzing inside nginx (seed " .. SEED .. ", " .. ITERATIONS .. " calls)", function()
   local servers, srv = {}, nil
   setup(function()
-    assert(io.open(nginx.root .. "/build/luajit/rivet/core.so"), "build/luajit/rivet/core.so is missing: run `make LUA=luajit`")
+    assert(io.open(nginx.root .. "/build/luajit/rivet/core.so"),
+      "build/luajit/rivet/core.so is missing: run `make LUA=luajit`")
     print("# network fuzz inside nginx: RIVET_NETFUZZ_SEED=" .. SEED .. " RIVET_NETFUZZ_ITERATIONS=" .. ITERATIONS)
     for s = 0, 1 do servers[s] = fake.start("spec/fake/fuzz_server.mjs " .. (SEED * 2 + s)) end
     srv = nginx.start({ template = "spec/nginx/fake.conf", ready = "/ping", memory_mb = 2048 })

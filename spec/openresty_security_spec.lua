@@ -23,7 +23,8 @@ describe("openresty security (hostile server, private nginx)", function()
   local bad, srv, pid
 
   setup(function()
-    assert(io.open(nginx.root .. "/build/luajit/rivet/core.so"), "build/luajit/rivet/core.so is missing: run `make LUA=luajit`")
+    assert(io.open(nginx.root .. "/build/luajit/rivet/core.so"),
+      "build/luajit/rivet/core.so is missing: run `make LUA=luajit`")
     bad = hostile.start()
     -- memory_mb: a regression must fail this spec, not fill the machine (before the
     -- fix, the worker reached 23 GB and the kernel killed it)
@@ -58,14 +59,17 @@ describe("openresty security (hostile server, private nginx)", function()
       it(what .. ": " .. code .. " at " .. bound .. " bytes", function()
         srv:wrap(function()
           local sent0 = bad.sent()
-          local r = srv:call("/hostile/calls", { endpoint = bad.endpoint, id = id, call = call, times = 2, timeout = 20 })
+          local r = srv:call("/hostile/calls",
+            { endpoint = bad.endpoint, id = id, call = call, times = 2, timeout = 20 })
           for i, e in ipairs(r.errors) do
-            assert.are.equal(code, tostring(e.group) .. "." .. tostring(e.code), "call " .. i .. ": " .. tostring(e.error))
+            assert.are.equal(code, tostring(e.group) .. "." .. tostring(e.code),
+              "call " .. i .. ": " .. tostring(e.error))
             assert.truthy(e.message:find(tostring(bound), 1, true), e.message)
           end
           -- the server sent more than the bound each time: the check is not vacuous
           local sent = bad.sent() - sent0
-          print(("# %s: worker RSS %+d KiB, Lua heap %+.0f KiB, the server sent %d bytes"):format(what, r.rss_kb, r.lua_kb, sent))
+          print(("# %s: worker RSS %+d KiB, Lua heap %+.0f KiB, the server sent %d bytes")
+            :format(what, r.rss_kb, r.lua_kb, sent))
           assert.is_true(sent > 2 * bound, "the server sent " .. sent)
           assert.is_true(r.rss_kb < 50 * 1024, "the worker's RSS grew by " .. r.rss_kb .. " KiB")
           assert.is_true(r.lua_kb < 10 * 1024, "the worker's Lua heap grew by " .. r.lua_kb .. " KiB")

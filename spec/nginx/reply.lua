@@ -5,7 +5,9 @@ local rivet = require("rivet")
 
 local M = {}
 
-local MODULES = { actions = true, conns = true, tasks = true, phases = true, tls = true, hostile = true, netfuzz = true }
+local MODULES = {
+  actions = true, conns = true, tasks = true, phases = true, tls = true, hostile = true, netfuzz = true,
+}
 
 --- The error as a table the spec can look at.
 function M.describe_error(err)

@@ -314,7 +314,8 @@ function M.start(opts)
       PORT = port,
       MODULES = M.modules,
       -- the library, the handler modules, and spec.support.* modules they share with specs
-      LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/nginx/?.lua;" .. ROOT .. "/?.lua;;",
+      LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/nginx/?.lua;"
+        .. ROOT .. "/?.lua;;",
       LUA_CPATH = ROOT .. "/build/luajit/?.so;;",
     }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
