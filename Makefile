@@ -30,12 +30,9 @@ CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE
 # -Wconversion (in C it implies -Wsign-conversion; clang's adds -Wshorten-64-to-32): an
 # implicit narrowing or sign change is an error, so every one is a cast beside the check
-# that makes it safe (lengths from the network above all). conv_warn gives it for the
-# source being compiled ($<): all but NO_CONV, loop.c and ws.c, whose poll code is being
-# restructured; both were clean when the flag came (docs/reliability.md).
-CONV_WARN  := -Wconversion
-NO_CONV    := csrc/loop.c csrc/ws.c
-conv_warn   = $(if $(filter $(NO_CONV),$<),,$(CONV_WARN))
+# that makes it safe (lengths from the network above all). Every source
+# file is built with it (docs/reliability.md).
+conv_warn  := -Wconversion
 PKGS       := libcurl libwebsockets libcbor
 DEP_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(LUA_INC)
 DEP_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

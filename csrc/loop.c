@@ -9,6 +9,7 @@
  * descriptors that curl_multi_poll() accepts, so there stays one place that sleeps. */
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -349,6 +350,7 @@ static int l_request(lua_State *L) {
     req_free(lp, r);
     return luaL_error(L, "could not start the request");
   }
+  rv_host_signal(lp);
   lua_pushinteger(L, r->id);
   return 1;
 }
@@ -453,6 +455,7 @@ static int collect_progress(lua_State *L, rv_loop *lp, int out, int n) {
     if (r->rx_paused && r->resp.len < RV_STREAM_RX_LIMIT) {
       r->rx_paused = 0;
       curl_easy_pause(r->easy, CURLPAUSE_CONT);
+      lp->curl_due = 0; /* curl_easy_pause does not call the timer callback */
     }
     if (r->upload && r->tx_paused && !r->want_sent) {
       lua_createtable(L, 0, 2);
@@ -536,9 +539,11 @@ static void rearm_quickack(rv_loop *lp) {
 static void rearm_quickack(rv_loop *lp) { (void)lp; }
 #endif
 
-static void perform(rv_loop *lp) {
-  curl_multi_perform(lp->multi, &lp->active);
-  if (lp->reqs && lp->quickack) rearm_quickack(lp);
+/* Everything the loop has to report, into out (stack index 3) and wsout (index 4). */
+static int collect_all(lua_State *L, rv_loop *lp, int n, int wsout, int *m) {
+  n = collect_progress(L, lp, 3, n);
+  n = collect(L, lp, 3, n);
+  return rv_ws_collect(L, lp, 3, n, wsout, m);
 }
 
 /* loop:poll(timeout, out [, wsout]) -> n [, m]
@@ -548,8 +553,7 @@ static void perform(rv_loop *lp) {
  * {ws=id, kind=...} (see ws.c). With wsout, WebSocket events go there instead, four
  * slots each (id, kind, two values: see rv_ws_collect), and m counts them: no table per
  * event. Returns as soon as at least one thing happened or the time is up; with nothing
- * in flight it simply sleeps (curl_multi_poll waits the whole timeout then), which is
- * how Lua timers wait. */
+ * in flight it simply sleeps (wait.c), which is how Lua timers wait. */
 static int l_poll(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
   double timeout = luaL_optnumber(L, 2, 0);
@@ -559,34 +563,31 @@ static int l_poll(lua_State *L) {
     luaL_checktype(L, 4, LUA_TTABLE);
     wsout = 4;
   }
-  int n = 0;
   rv_ws_log_bind(L);
-  perform(lp);
-  /* poll(0) makes one non-blocking pass; a poll that may wait goes straight to the wait
-   * below, which returns at once for sockets that are ready (and lowers its timeout for
-   * libwebsockets' own pending work): one poll() less per turn */
-  if (!(timeout > 0)) rv_ws_service(lp);
-  n = collect_progress(L, lp, 3, n);
-  n = collect(L, lp, 3, n);
-  n = rv_ws_collect(L, lp, 3, n, wsout, &m);
+  int n = 0, failed = 0;
   double deadline = rv_mono_now() + timeout;
-  while (n == 0 && m == 0 && timeout > 0) {
-    double left = deadline - rv_mono_now();
-    if (left <= 0) break;
-    int ms = left > 3600 ? 3600000 : (int)ceil(left * 1000.0);
-    int nfds = rv_ws_pollfds(lp, &lp->fds, &lp->fds_cap, &ms);
-    if (nfds < 0) {
-      rv_ws_log_bind(NULL);
-      return luaL_error(L, "out of memory");
-    }
-    curl_multi_poll(lp->multi, lp->fds, (unsigned)nfds, ms, NULL);
-    perform(lp);
-    rv_ws_service_after_poll(lp, lp->fds, nfds);
-    n = collect_progress(L, lp, 3, n);
+  if (timeout > 0) {
+    /* what finished while Lua ran is reported without any I/O first */
     n = collect(L, lp, 3, n);
     n = rv_ws_collect(L, lp, 3, n, wsout, &m);
   }
+  if (n == 0 && m == 0) {
+    rv_wait_begin(lp);
+    n = collect_all(L, lp, n, wsout, &m);
+  }
+  while (n == 0 && m == 0) {
+    /* poll(0) makes one pass that never waits; a poll that may wait waits in its first
+     * pass already (the wait returns at once for sockets that are ready) */
+    double left = deadline - rv_mono_now();
+    int ms = !(timeout > 0) || left <= 0 ? 0 : left > 3600 ? 3600000 : (int)ceil(left * 1000.0);
+    if (rv_wait_once(lp, ms) < 0) failed = 1;
+    if (lp->reqs && lp->quickack) rearm_quickack(lp);
+    n = collect_all(L, lp, n, wsout, &m);
+    if (failed || ms == 0) break;
+  }
+  rv_host_sync(lp);
   rv_ws_log_bind(NULL);
+  if (failed && n == 0 && m == 0) return luaL_error(L, "rivet loop: waiting failed: %s", strerror(errno));
   lua_pushinteger(L, n);
   if (!wsout) return 1;
   lua_pushinteger(L, m);
@@ -600,6 +601,7 @@ static int l_cancel(lua_State *L) {
   for (rv_req *r = lp->reqs; r; r = r->next) {
     if (r->id == id) {
       req_free(lp, r);
+      rv_host_signal(lp);
       lua_pushboolean(L, 1);
       return 1;
     }
@@ -619,7 +621,10 @@ static rv_req *find_req(rv_loop *lp, lua_Integer id) {
 static int l_stream_pause(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
   rv_req *r = find_req(lp, luaL_checkinteger(L, 2));
-  if (r) r->lua_paused = lua_toboolean(L, 3) ? 1 : 0;
+  if (r) {
+    r->lua_paused = lua_toboolean(L, 3) ? 1 : 0;
+    rv_host_signal(lp); /* unpaused: held pieces are reported at the next poll */
+  }
   lua_pushboolean(L, r != NULL);
   return 1;
 }
@@ -643,7 +648,9 @@ static int l_upload(lua_State *L) {
   if (r->tx_paused) {
     r->tx_paused = 0;
     curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    lp->curl_due = 0; /* curl_easy_pause does not call the timer callback */
   }
+  rv_host_signal(lp);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -669,14 +676,13 @@ static int l_close(lua_State *L) {
   rv_ws_log_bind(L);
   rv_ws_destroy(lp);
   rv_ws_log_bind(NULL);
-  free(lp->fds);
-  lp->fds = NULL;
-  lp->fds_cap = 0;
+  lp->in_step = 1; /* no host watches any more: sockets close at once */
   while (lp->reqs) req_free(lp, lp->reqs);
   if (lp->multi) {
     curl_multi_cleanup(lp->multi);
     lp->multi = NULL;
   }
+  rv_wait_free(lp);
   return 0;
 }
 
@@ -705,7 +711,7 @@ static int l_new(lua_State *L) {
   luaL_setmetatable(L, RV_LOOP_MT);
   lp->quickack = 1;
   lp->multi = curl_multi_init();
-  if (!lp->multi) return luaL_error(L, "could not create a curl multi handle");
+  if (!lp->multi || !rv_wait_setup(lp)) return luaL_error(L, "could not create a curl multi handle");
   /* keep enough idle connections for many actors to stay warm */
   curl_multi_setopt(lp->multi, CURLMOPT_MAXCONNECTS, 64L);
   return 1;
@@ -725,6 +731,7 @@ void rv_loop_open(lua_State *L) {
   if (luaL_newmetatable(L, RV_LOOP_MT)) {
     luaL_setfuncs(L, methods, 0);
     rv_ws_methods(L);
+    rv_host_methods(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "__index");
     lua_pushvalue(L, -1);

@@ -3,6 +3,7 @@
 #define RV_LOOP_H
 
 #include <curl/curl.h>
+#include <poll.h>
 
 #include "core.h"
 
@@ -15,29 +16,67 @@ typedef struct rv_loop {
   CURLM *multi;
   struct rv_req *reqs;
   lua_Integer next_id; /* ids of requests and WebSockets share one counter */
-  int active;          /* transfers still running, as curl_multi_perform reports */
+  int active;          /* transfers still running, as curl_multi_socket_action reports */
   struct rv_wsctx *ws; /* NULL until the first WebSocket */
   /* Re-arm TCP_QUICKACK after reads: needed against the 2.3 engine, whose replies in two
    * segments otherwise wait for our delayed ACK; it costs a syscall and an extra ACK
    * packet per read, so the client turns it off for servers that do not need it. */
   int quickack;
-  struct curl_waitfd *fds; /* the WebSocket descriptors of a poll, kept between polls */
+  /* wait.c: what a poll sleeps on */
+  struct pollfd *fds; /* the descriptors of a wait, kept between waits */
   unsigned fds_cap;
+  struct rv_cfd {
+    curl_socket_t fd;
+    short events; /* POLLIN | POLLOUT: what curl wants on it */
+  } *cfd;         /* curl's sockets, kept by its socket callback */
+  unsigned ncfd, cfd_cap;
+  double curl_due; /* when curl has timed work (rv_mono_now() time), < 0: none */
+  /* host.c: what a host loop sleeps on (all unused until the first loop:pollfds()) */
+  int ep_fd;      /* an epoll descriptor holding every socket of both libraries */
+  int wake_fd;    /* an eventfd in it: work given between polls */
+  int wake_armed; /* wake_fd was written and not drained yet */
+  int in_step;    /* a poll's work is being handled: no wake-ups (see host.c) */
+  struct rv_epreg {
+    short events;  /* POLLIN | POLLOUT registered in ep_fd, 0: none */
+    unsigned char fresh, mark;
+  } *ep;            /* by descriptor number */
+  unsigned ep_cap;
+  unsigned char ep_mark;
 } rv_loop;
 
 rv_loop *rv_check_loop(lua_State *L);
 void rv_pin_module(void); /* the module is never unloaded (see loop.c) */
 double rv_mono_now(void);
 
+/* wait.c: sleeping on the sockets of both libraries */
+int rv_wait_setup(rv_loop *lp); /* installs curl's socket and timer callbacks; 0 on failure */
+void rv_wait_free(rv_loop *lp);
+/* The start of a poll: curl's timed work that is due (it may finish things at once). */
+void rv_wait_begin(rv_loop *lp);
+/* One wait of at most ms (0: none) on every socket, then the ready sockets' and the due
+ * timers' work; -1 on failure (out of memory, poll error). */
+int rv_wait_once(rv_loop *lp, int ms);
+/* The sockets of both libraries into lp->fds (libwebsockets' first, *nws of them);
+ * returns how many, -1 when out of memory; lowers *ms to when either has timed work. */
+int rv_wait_gather(rv_loop *lp, int *ms, int *nws);
+
+/* host.c: a host loop sleeping on the loop's behalf */
+void rv_host_signal(rv_loop *lp);      /* a call between polls left work for poll() */
+void rv_host_fresh(rv_loop *lp, int fd);       /* fd may name a socket the epoll set lacks */
+void rv_host_drain(rv_loop *lp);               /* a poll starts: the wake-up is seen */
+void rv_host_sync(rv_loop *lp);                /* a poll ends: the epoll set follows */
+void rv_host_free(rv_loop *lp);
+void rv_host_methods(lua_State *L); /* pollfds, timeout, wakeup */
+
 /* ws.c: the WebSocket side of the loop. All are no-ops while lp->ws is NULL. */
 void rv_ws_methods(lua_State *L); /* adds ws_* methods to the metatable on top */
 /* Fills fds (growing *cap as needed) with the sockets to wait on; returns how many, or
  * -1 on allocation failure. *max_ms is lowered to when libwebsockets next needs service. */
-int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max_ms);
+int rv_ws_pollfds(rv_loop *lp, struct pollfd **fds, unsigned *cap, int *max_ms);
 void rv_ws_service(rv_loop *lp);
 /* rv_ws_service only if a socket in fds[0..n) reported activity or libwebsockets has
  * work of its own (timers, buffered writes, look-ups in progress). */
-void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n);
+void rv_ws_service_after_poll(rv_loop *lp, const struct pollfd *fds, int n);
 /* Moves queued WebSocket events to Lua: as tables appended to out[n+1..] (returns the
  * new n), or, with wsout > 0, flat into wsout[4m+1 .. 4m+4] (returns the new m). */
 int rv_ws_collect(lua_State *L, rv_loop *lp, int out, int n, int wsout, int *m);

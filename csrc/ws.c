@@ -87,6 +87,7 @@ typedef struct rv_ws {
   char **headers; /* "name: value" strings */
   int nheaders;
   rv_gai *gai; /* while resolving */
+  int fd;      /* the socket's descriptor once known (-1 before): see rv_host_fresh */
   rv_frame *q_head, *q_tail;
   rv_buf rx;
   int rx_binary;
@@ -661,6 +662,7 @@ static int l_ws_open(lua_State *L) {
   else c->list = w;
   c->tail = w;
   w->state = WS_RESOLVING;
+  w->fd = -1;
   c->count[WS_RESOLVING]++;
   if (!map_put(&c->map, w->id, w)) {
     ws_free(c, w);
@@ -727,6 +729,7 @@ static int l_ws_open(lua_State *L) {
     }
   }
   rv_ws_log_bind(NULL);
+  rv_host_signal(lp);
   lua_pushinteger(L, w->id);
   return 1;
 }
@@ -764,6 +767,7 @@ static int l_ws_send(lua_State *L) {
     int n = lws_write(w->wsi, buf + LWS_PRE, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     rv_ws_log_bind(NULL);
     if (n < 0) lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); /* reported as closed */
+    if (n < 0 || lws_partial_buffered(w->wsi)) rv_host_signal(lp);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -777,6 +781,7 @@ static int l_ws_send(lua_State *L) {
   else w->q_head = f;
   w->q_tail = f;
   if (w->wsi && w->state == WS_OPEN) lws_callback_on_writable(w->wsi);
+  rv_host_signal(lp);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -807,6 +812,7 @@ static int l_ws_close(lua_State *L) {
   } else {
     finish(w, EV_CLOSE, w->local_code, NULL, w->local_reason ? w->local_reason : "", w->local_reason_len);
   }
+  rv_host_signal(lp);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -888,7 +894,7 @@ void rv_ws_service(rv_loop *lp) {
   start_waiting(c); /* slots that the callbacks freed */
 }
 
-void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n) {
+void rv_ws_service_after_poll(rv_loop *lp, const struct pollfd *fds, int n) {
   rv_wsctx *c = lp->ws;
   if (!c || !c->list) return;
   if (c->count[WS_RESOLVING] || c->count[WS_CONNECTING]) {
@@ -903,7 +909,7 @@ void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n)
     struct lws_pollfd pfd;
     pfd.fd = fds[i].fd;
     pfd.events = (short)fds[i].events;
-    pfd.revents = (short)fds[i].revents; /* CURL_WAIT_POLL* have poll()'s values */
+    pfd.revents = (short)fds[i].revents;
     lws_service_fd(c->ctx, &pfd);
     served = 1;
   }
@@ -912,7 +918,7 @@ void rv_ws_service_after_poll(rv_loop *lp, const struct curl_waitfd *fds, int n)
   else start_waiting(c);
 }
 
-int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max_ms) {
+int rv_ws_pollfds(rv_loop *lp, struct pollfd **fds, unsigned *cap, int *max_ms) {
   rv_wsctx *c = lp->ws;
   if (!c || !c->list) return 0;
   unsigned n = 0;
@@ -925,24 +931,28 @@ int rv_ws_pollfds(rv_loop *lp, struct curl_waitfd **fds, unsigned *cap, int *max
     }
     if (!w->wsi || w->state == WS_DONE) continue;
     int fd = lws_get_socket_fd(w->wsi);
+    if (fd != w->fd) {
+      w->fd = fd;
+      rv_host_fresh(lp, fd);
+    }
     if (fd < 0) {
       if (ms > 2) ms = 2;
       continue;
     }
-    short ev = CURL_WAIT_POLLIN;
+    short ev = POLLIN;
     if (w->state == WS_CONNECTING) {
       /* a plain TCP connect completes with POLLOUT; a TLS handshake would spin on it */
       if (w->tls) {
         if (ms > 1) ms = 1;
       } else {
-        ev |= CURL_WAIT_POLLOUT;
+        ev |= POLLOUT;
       }
     } else if ((w->state == WS_OPEN && (w->q_head || w->want_close)) || lws_partial_buffered(w->wsi)) {
-      ev |= CURL_WAIT_POLLOUT;
+      ev |= POLLOUT;
     }
     if (n == *cap) {
       unsigned nc = *cap ? *cap * 2 : 8;
-      struct curl_waitfd *nf = realloc(*fds, nc * sizeof *nf);
+      struct pollfd *nf = realloc(*fds, nc * sizeof *nf);
       if (!nf) return -1;
       *fds = nf;
       *cap = nc;

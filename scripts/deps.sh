@@ -32,6 +32,7 @@ PKGS=(lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev
 	luajit2 libluajit2-5.1-dev
 	nginx libnginx-mod-http-lua lua-resty-core lua-nginx-websocket wrk # OpenResty specs, bench
 	lua-check # make lint (a step of make test)
+	lua-luv lua-cqueues # rivet.luv, rivet.cqueues (spec/hosted_spec.lua, examples)
 	lua-ldoc lua-markdown) # make docs (a step of make test)
 
 missing=()

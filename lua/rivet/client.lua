@@ -432,6 +432,31 @@ function methods:poll(timeout)
   self._sched:step(timeout or 0)
 end
 
+-- Hosting the loop (docs/loop.md): only the native loop has descriptors to hand out.
+local function host_sched(self, what)
+  local sched = self._sched
+  if not sched.pollfds then
+    error("rivet: client:" .. what .. "() is not available on the \"" .. self._transport_kind
+      .. "\" transport (nginx runs that loop)", 3)
+  end
+  return sched
+end
+
+--- The descriptors a host loop should watch now: { {fd=, events="r"|"w"|"rw"}, ... }.
+--- Call poll(0) when one is ready or timeout() has passed, then ask again.
+function methods:pollfds()
+  local sched = host_sched(self, "pollfds")
+  if self._disposed then return {} end
+  return sched:pollfds()
+end
+
+--- Seconds until poll(0) has timed work to do (0: now), or nil when none is due.
+function methods:timeout()
+  local sched = host_sched(self, "timeout")
+  if self._disposed then return nil end
+  return sched:timeout()
+end
+
 --- Runs the loop until every spawned task has finished (or stop() is called).
 -- @tparam[opt] number timeout seconds; past them it raises client.timeout
 function methods:run(timeout)
@@ -469,6 +494,9 @@ function methods:dispose()
     if src.dispose then src:dispose() end
   end
   sched.closed = true -- waits after this find nothing to poll, only the failures above
+  -- a host loop stops watching the descriptors before they are closed (epoll and
+  -- cqueues must not be left watching numbers that may be reused)
+  if self._host then self._host:close() end
   self._transport:close()
   self._disposed_error = disposed
 end

@@ -91,4 +91,22 @@ function rivet.all(futures)
   return results, #futures
 end
 
+local function check_client(client, fname)
+  if getmetatable(client) ~= Client then
+    error("bad argument #1 to '" .. fname .. "': expected a rivet client, got " .. type(client), 3)
+  end
+end
+
+--- Runs client inside a luv (libuv) program: rivet.luv(client [, uv]) (docs/loop.md).
+function rivet.luv(client, uv)
+  check_client(client, "rivet.luv")
+  return require("rivet.luv").attach(client, uv)
+end
+
+--- Runs client inside a cqueues program: rivet.cqueues(client [, cq]) (docs/loop.md).
+function rivet.cqueues(client, cq)
+  check_client(client, "rivet.cqueues")
+  return require("rivet.cqueues").attach(client, cq)
+end
+
 return rivet

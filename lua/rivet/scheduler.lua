@@ -141,6 +141,18 @@ function Scheduler:spawn(fn, internal, ...)
   return fut
 end
 
+-- A host loop sleeps on loop:pollfds(); work the scheduler takes on between polls (a task
+-- woken or spawned, a timer set, a request or connection started) must wake it (the C
+-- loop ignores this during a poll's work), and an adapter may want to know (host_kick:
+-- rivet.luv keeps libuv's loop alive while the client has work).
+local function wake_host(self)
+  if self.hosted then
+    self.loop:wakeup()
+    local k = self.host_kick
+    if k then k() end
+  end
+end
+
 --- Runs fn(...) as an internal task nobody waits for (event handlers): like
 --- spawn(fn, true, ...), but without a future, and on a pooled coroutine that it takes
 --- only when its turn comes, so the handlers of a burst of events run one after the
@@ -149,6 +161,7 @@ function Scheduler:go(fn, ...)
   local rec = pack(fn, ...)
   rec.go = true
   self.ready[#self.ready + 1] = rec
+  wake_host(self)
 end
 
 -- Starts a go() record on a pooled coroutine (a new one when none is idle).
@@ -173,6 +186,7 @@ function Scheduler:defer(fn, ...)
   local rec = pack(...)
   rec.fn = fn
   self.ready[#self.ready + 1] = rec
+  wake_host(self)
 end
 
 --- Starts fn(...) in a new task at once (from a deferred call: keeps its place in line).
@@ -194,6 +208,7 @@ function Scheduler:_wake(co)
     task.queued = true
     local r = self.ready
     r[#r + 1] = co
+    if self.hosted then wake_host(self) end
   end
 end
 
@@ -263,6 +278,7 @@ end
 function Scheduler:timer(at, fn)
   local t = { at = at, fn = fn }
   heap_push(self.timers, t)
+  if self.hosted then wake_host(self) end
   return t
 end
 
@@ -299,6 +315,7 @@ end
 --- and the future returned is its `head`.
 function Scheduler:request(req)
   local id = self.loop:request(req)
+  if self.hosted then wake_host(self) end
   local owner = req.owner
   if owner then
     owner.id = id
@@ -320,7 +337,10 @@ end
 --- how long a step may sleep; its :pump() runs in the first step at or after that time.
 --- The object keeps `_wake` current itself (conn.lua after every state machine drain),
 --- always through set_wake, so that steps need not look at every source.
-function Scheduler:add_source(src) self.sources[src] = true end
+function Scheduler:add_source(src)
+  self.sources[src] = true
+  if self.hosted then wake_host(self) end
+end
 
 --- Sets src._wake = t (a time, or false).
 function Scheduler:set_wake(src, t)
@@ -424,6 +444,36 @@ function Scheduler:step(timeout)
   if self.unhandled then raise_unhandled(self) end
 end
 
+--- The descriptors a host loop watches now: { {fd=, events="r"|"w"|"rw"}, ... } (csrc/host.c:
+--- one epoll descriptor today). From now on work taken on between polls wakes the host.
+function Scheduler:pollfds()
+  local flat = self.fdflat
+  if not flat then flat = {}; self.fdflat = flat end
+  self.hosted = true
+  local n = self.loop:pollfds(flat)
+  local out = {}
+  for i = 1, n do out[i] = { fd = flat[2 * i - 1], events = flat[2 * i] } end
+  return out
+end
+
+--- Seconds until step(0) has timed work to do (0: now), or nil when only I/O can bring any.
+function Scheduler:timeout()
+  if self.ready[1] then
+    self.loop:timeout() -- (ends the loop's quiet time all the same)
+    return 0
+  end
+  local t = self.loop:timeout()
+  local at = self.timers[1] and self:_next_timer()
+  local nw = self.next_wake
+  if nw ~= huge and (not at or nw < at) then at = nw end
+  if at then
+    local d = at - now()
+    if d < 0 then d = 0 end
+    if not t or d < t then t = d end
+  end
+  return t
+end
+
 --- True when something could still wake a waiting task.
 function Scheduler:_alive()
   return #self.ready > 0 or next(self.inflight) ~= nil or next(self.sources) ~= nil
@@ -461,7 +511,9 @@ function Scheduler:await(fut, timeout)
     local task = not main and self.tasks[co]
     if task then
       await_in_task(self, fut, timeout, co, task)
-    else
+    elseif not (co and not main and self.foreign_await and self.foreign_await(fut, timeout)) then
+      -- (foreign_await: a host loop's adapter (rivet.cqueues) waits in a coroutine of
+      -- its own by yielding to its loop; it returns false where it cannot)
       local deadline = timeout and now() + timeout or huge
       while not fut.done do
         local left = huge
