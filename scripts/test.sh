@@ -156,7 +156,8 @@ run_pass() { # LABEL LUA (env already exported)
 
 # The examples are part of the documentation: each must run to completion against the
 # server (exit 0). Run after the specs of a full pass, counted like tests.
-EXAMPLES=(examples/counter.lua examples/chat.lua examples/game_loop.lua examples/raw_fetch.lua examples/auth.lua examples/queue.lua)
+EXAMPLES=(examples/counter.lua examples/chat.lua examples/game_loop.lua examples/raw_fetch.lua examples/auth.lua examples/queue.lua
+	examples/luv_host.lua examples/cqueues_host.lua)
 run_examples() { # LABEL LUA (RIVET_TEST_ENDPOINT exported)
 	local label=$1 lua=$2 ex out p=0 f=0
 	for ex in "${EXAMPLES[@]}"; do

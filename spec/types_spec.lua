@@ -52,12 +52,7 @@ end
 -- Promised by docs/api.md, not in the library: pending while missing, by class or call.
 local SECOND_WAVE = "not in the library yet (docs/api.md, second wave)"
 local NOT_YET = {
-  ["rivet"] = { reason = SECOND_WAVE, luv = true, cqueues = true },
-  ["rivet.Client"] = { reason = SECOND_WAVE, pollfds = true, timeout = true },
   ["rivet.client(url, opts)"] = { reason = SECOND_WAVE, schema = true },
-  -- docs/api.md: create takes the official names of input and region as getOrCreate does
-  ["accessor:create(key, opts)"] = { reason = "refused by create, though docs/api.md gives them",
-    createWithInput = true, createInRegion = true },
 }
 
 -- What the library exports without a leading "_" but does not promise (docs/api.md).
@@ -120,7 +115,7 @@ local OPTION_CALLS = {
   end },
   { "accessor:get(key, opts)", "rivet.GetOptions", function(o) client.x:get("k", o) end },
   { "accessor:getForId(id, opts)", "rivet.GetOptions", function(o) client.x:getForId("abc", o) end },
-  { "accessor:getOrCreate(key, opts)", "rivet.CreateOptions", function(o) client.x:getOrCreate("k", o) end },
+  { "accessor:getOrCreate(key, opts)", "rivet.GetOrCreateOptions", function(o) client.x:getOrCreate("k", o) end },
   { "accessor:create(key, opts)", "rivet.CreateOptions", function(o) client.x:create("k", o) end },
   { "handle:connect(params, opts)", "rivet.ConnectOptions", function(o) h:connect(nil, o) end },
   { "handle:fetch(path, init)", "rivet.FetchInit", function(o) h:fetch("/", o) end },

@@ -58,15 +58,23 @@ function rivet.isActorError(e, name) end
 ---@param fn? fun(level: "debug"|"info"|"warn"|"error", message: string, fields: table?)
 function rivet.setLogger(fn) end
 
----Runs the client's loop on a luv (libuv) loop: watches `client:pollfds()`, arms a timer
----for `client:timeout()` and calls `client:poll(0)`.
----@param client rivet.Client
----@param loop? userdata a luv loop (default: luv's default loop)
-function rivet.luv(client, loop) end
+---A hosted client's attachment to a luv or cqueues loop (docs/loop.md).
+---@class rivet.Host
+local Host = {}
+---Detaches the client from the loop (client:dispose() does too).
+function Host:close() end
 
----Runs the client's loop inside a cqueues controller.
+---Runs the client's loop on luv's (libuv's) loop: watches `client:pollfds()`, arms a timer
+---for `client:timeout()` and calls `client:poll(0)`; uv.run() goes on while the client has work.
 ---@param client rivet.Client
----@param cq? userdata a cqueues controller
+---@param uv? table the luv module (default: require("luv"))
+---@return rivet.Host
+function rivet.luv(client, uv) end
+
+---Runs the client's loop inside a cqueues controller; calls in its coroutines yield to cqueues.
+---@param client rivet.Client
+---@param cq? userdata a cqueues controller (default: cqueues.running())
+---@return rivet.Host
 function rivet.cqueues(client, cq) end
 
 return rivet

@@ -89,12 +89,15 @@ function Client:close() end
 ---@field timeout? number seconds, overrides the client's
 
 ---@class rivet.CreateOptions: rivet.GetOptions
----@field input? any used only when the actor is created
----@field createWithInput? any the official name of `input`
----@field region? string where a new actor is created
----@field createInRegion? string the official name of `region`
+---@field input? any the new actor's input
+---@field region? string where the new actor is created
 ---@field pool? string the runner pool of a new actor (default: the client's)
 ---@field poolName? string the official name of `pool`
+
+---getOrCreate's options: create's, and the official client's names of input and region.
+---@class rivet.GetOrCreateOptions: rivet.CreateOptions
+---@field createWithInput? any the official name of `input`
+---@field createInRegion? string the official name of `region`
 
 ---`client.<name>`: finds or creates actors of one name.
 ---@class rivet.ActorAccessor
@@ -108,7 +111,7 @@ function ActorAccessor:get(key, opts) end
 
 ---A handle that creates the actor on first use if it does not exist.
 ---@param key? rivet.Key
----@param opts? rivet.CreateOptions
+---@param opts? rivet.GetOrCreateOptions
 ---@return rivet.Handle
 function ActorAccessor:getOrCreate(key, opts) end
 
