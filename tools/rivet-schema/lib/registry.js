@@ -69,6 +69,15 @@ class RegistryReader {
 		return p ? this.checker.getTypeOfSymbol(p) : null;
 	}
 
+	// The type argument of generic class instance `type` for its parameter `name`
+	// (rivetkit 2.0 keeps the actions only there: ActorDefinition<..., R>, Registry<A>).
+	typeArg(type, name) {
+		if (!type || !(type.flags & this.ts.TypeFlags.Object) || !(type.objectFlags & this.ts.ObjectFlags.Reference)) return null;
+		const params = (type.target && type.target.typeParameters) || [];
+		const i = params.findIndex((p) => p.symbol && p.symbol.name === name);
+		return i >= 0 ? this.checker.getTypeArguments(type)[i] || null : null;
+	}
+
 	// An actor definition: actor({...}) of 2.0 or 2.3, i.e. it has config.actions.
 	isActorDef(type) {
 		const config = this.prop(type, "config");
@@ -94,7 +103,12 @@ class RegistryReader {
 	registryActors(type) {
 		const use = this.prop(this.prop(type, "config"), "use");
 		if (!use) return null;
-		const entries = this.actorEntries(this.checker.getNonNullableType(use));
+		let entries = this.actorEntries(this.checker.getNonNullableType(use));
+		// 2.0: config.use is untyped; Registry<A> holds the actors
+		if (!entries.length && type.symbol && type.symbol.name === "Registry") {
+			const a = this.typeArg(type, "A");
+			if (a) entries = this.actorEntries(a);
+		}
 		return entries.length ? entries : null;
 	}
 
@@ -154,7 +168,11 @@ class RegistryReader {
 		const checker = this.checker;
 		const config = this.prop(entry.type, "config");
 		const out = { name: entry.name, actions: [], events: null, dynamicEvents: false, queues: [] };
-		const actions = this.prop(config, "actions");
+		let actions = this.prop(config, "actions");
+		// 2.0: config.actions is a plain record of functions; ActorDefinition<..., R> has them
+		if (!actions || !checker.getPropertiesOfType(checker.getNonNullableType(actions)).length) {
+			actions = this.typeArg(entry.type, "R") || actions;
+		}
 		if (actions) {
 			for (const p of checker.getPropertiesOfType(checker.getNonNullableType(actions))) {
 				const a = this.action(entry.name, p);
