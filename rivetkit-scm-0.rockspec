@@ -38,6 +38,10 @@ build = {
     LUA_INC = "$(LUA_INCDIR)", -- which build to install
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
+    -- rivet-schema (docs/schema.md): its launcher in the rock's bin directory (luarocks
+    -- puts it on PATH), the Node script itself in the rock's own directory
+    INST_BINDIR = "$(BINDIR)",
+    INST_PREFIX = "$(PREFIX)",
   },
 }
 test = {

@@ -50,7 +50,8 @@ function findTypeScript(registryFile, explicit) {
 		const p = path.resolve(explicit);
 		found = load(p, tried) || loadFrom(p, tried);
 	} else {
-		for (const from of [path.dirname(path.resolve(registryFile)), process.cwd(), path.join(__dirname, "..")]) {
+		const starts = [path.dirname(path.resolve(registryFile)), process.cwd(), path.join(__dirname, "..")];
+		for (const from of starts.filter((d, i) => starts.indexOf(d) === i)) {
 			found = loadFrom(from, tried);
 			if (found) break;
 		}
