@@ -220,23 +220,25 @@ local function key_path(k)
   return "[" .. show(k) .. "]"
 end
 
+-- Nothing when v travels as a JavaScript array (docs/values.md), else what is wrong.
+local function not_array(v, exp)
+  if type(v) ~= "table" then return "must be " .. exp .. ", got " .. got(v) end
+  local mt = getmetatable(v)
+  if mt == array_mt then return end
+  if mt == bytes_mt or mt == map_mt then return "must be " .. exp .. ", got " .. got(v) end
+  if next(v) == nil then return "must be " .. exp .. ", got an empty table (it travels as {}: use rivet.array({}))" end
+  if not is_sequence(v) then return "must be " .. exp .. ", got a table whose keys are not 1..n" end
+end
+
 local function array_checker(t, ctx, where)
   local check = compile(t.array, ctx, where .. ".array")
   local exp = expect(t, ctx.named)
   return function(v)
-    if type(v) ~= "table" then return "must be " .. exp .. ", got " .. got(v) end
-    local mt = getmetatable(v)
-    local n = #v
-    if mt ~= array_mt then
-      if mt == bytes_mt or mt == map_mt then return "must be " .. exp .. ", got " .. got(v) end
-      if next(v) == nil then
-        return "must be " .. exp .. ", got an empty table (it travels as {}: use rivet.array({}))"
-      end
-      if not is_sequence(v) then return "must be " .. exp .. ", got a table whose keys are not 1..n" end
-    end
-    for i = 1, n do
-      local m, p = check(v[i])
-      if m then return m, "[" .. i .. "]" .. (p or "") end
+    local m = not_array(v, exp)
+    if m then return m end
+    for i = 1, #v do
+      local e, p = check(v[i])
+      if e then return e, "[" .. i .. "]" .. (p or "") end
     end
   end
 end
@@ -249,19 +251,15 @@ local function tuple_checker(t, ctx, where)
   local rest = t.rest ~= nil and compile(t.rest, ctx, where .. ".rest") or nil
   local exp = expect(t, ctx.named)
   return function(v)
-    if type(v) ~= "table" then return "must be " .. exp .. ", got " .. got(v) end
-    local mt = getmetatable(v)
-    if mt == bytes_mt or mt == map_mt or (mt ~= array_mt and next(v) ~= nil and not is_sequence(v)) then
-      return "must be " .. exp .. ", got " .. got(v)
-    end
+    local m = not_array(v, exp)
+    if m then return m end
     local n = #v
     if n < min or (n > max and not rest) then
       return "must be " .. exp .. ", got an array of " .. n .. " item" .. (n == 1 and "" or "s")
     end
     for i = 1, n do
-      local c = checks[i] or rest
-      local m, p = c(v[i])
-      if m then return m, "[" .. i .. "]" .. (p or "") end
+      local e, p = (checks[i] or rest)(v[i])
+      if e then return e, "[" .. i .. "]" .. (p or "") end
     end
   end
 end

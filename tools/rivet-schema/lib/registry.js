@@ -3,7 +3,7 @@
 // each its actions (parameters after the context, return type), events and queues.
 const fs = require("node:fs");
 const path = require("node:path");
-const { TypeMapper, docOf } = require("./types");
+const { TypeMapper, docOf, unionOf } = require("./types");
 
 // Compiler options when no tsconfig.json is found: what a RivetKit project uses.
 function defaultOptions(ts) {
@@ -403,20 +403,6 @@ function dedupeNames(args) {
 		seen.set(a.name, n + 1);
 		return n ? { ...a, name: a.name + (n + 1) } : a;
 	});
-}
-
-function unionOf(types) {
-	const seen = new Set();
-	const out = [];
-	for (const t of types) {
-		if (t === "any") return "any";
-		const k = JSON.stringify(t);
-		if (!seen.has(k)) {
-			seen.add(k);
-			out.push(t);
-		}
-	}
-	return out.length === 1 ? out[0] : { union: out };
 }
 
 module.exports = { RegistryReader };

@@ -135,20 +135,8 @@ class TypeMapper {
 		if (yes && no) parts.push("boolean");
 		else if (yes || no) literals.push(yes);
 		if (literals.length) parts.unshift({ oneOf: literals });
-		const seen = new Set();
-		const out = [];
-		for (const p of parts) {
-			if (p === "any") return "any";
-			const k = JSON.stringify(p);
-			if (!seen.has(k)) {
-				seen.add(k);
-				out.push(p);
-			}
-		}
-		if (nil) out.push("nil");
-		if (out.length === 0) return "nil";
-		if (out.length === 1) return out[0];
-		return { union: out };
+		if (nil) parts.push("nil");
+		return parts.length ? unionOf(parts) : "nil";
 	}
 
 	object(type, depth) {
@@ -214,6 +202,21 @@ class TypeMapper {
 	}
 }
 
+/** One schema type for these (not empty): "any" if one is, else the distinct ones as a union. */
+function unionOf(types) {
+	const seen = new Set();
+	const out = [];
+	for (const t of types) {
+		if (t === "any") return "any";
+		const k = JSON.stringify(t);
+		if (!seen.has(k)) {
+			seen.add(k);
+			out.push(t);
+		}
+	}
+	return out.length === 1 ? out[0] : { union: out };
+}
+
 /** The first paragraph of a symbol's doc comment, on one line, or "". */
 function docOf(ts, checker, sym) {
 	if (!sym) return "";
@@ -221,4 +224,4 @@ function docOf(ts, checker, sym) {
 	return text.split(/\n\s*\n/)[0].replace(/\s+/g, " ");
 }
 
-module.exports = { TypeMapper, docOf };
+module.exports = { TypeMapper, docOf, unionOf };
