@@ -20,7 +20,10 @@
 #   N passed, N failed, N skipped
 # summed over all passes; a pass whose busted exits non-zero with no failing
 # test (e.g. a spec file that does not load) counts one failure. A server that
-# does not start counts one failure too. Exit status 0 only if nothing failed.
+# does not start counts one failure too. A full run (no arguments) also runs the
+# examples after each pass and, once, regenerates the committed schema of the
+# TypeScript test registry and diffs it (one TAP line each). Exit status 0 only if
+# nothing failed.
 # Runs in one tree take turns (a lock in .run/): a second one waits for the first.
 set -uo pipefail
 
