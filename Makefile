@@ -90,6 +90,11 @@ bench: deps
 INST_LIBDIR ?= /usr/local/lib/lua/$(LUA_ABI)
 INST_LUADIR ?= /usr/local/share/lua/$(LUA_ABI)
 INST_TYPESDIR ?= /usr/local/share/lua-rivetkit/types
+INST_BINDIR ?= /usr/local/bin
+INST_PREFIX ?= /usr/local
+# rivet-schema (docs/schema.md): the Node script and its modules in SCHEMA_DIR, and a
+# launcher in INST_BINDIR that runs it with the `node` on PATH (or RIVET_SCHEMA_NODE)
+SCHEMA_DIR   = $(INST_PREFIX)/share/lua-rivetkit/rivet-schema
 install: build
 	install -d $(INST_LIBDIR)/rivet $(INST_LUADIR)/rivet $(INST_LUADIR)/rivet/resty $(INST_TYPESDIR)/rivet
 	install -m 644 $(SO) $(INST_LIBDIR)/rivet/core.so
@@ -97,6 +102,13 @@ install: build
 	install -m 644 lua/rivet/resty/*.lua $(INST_LUADIR)/rivet/resty/
 	install -m 644 types/rivet.lua $(INST_TYPESDIR)/
 	install -m 644 types/rivet/*.lua $(INST_TYPESDIR)/rivet/
+	install -d $(SCHEMA_DIR)/lib $(INST_BINDIR)
+	install -m 755 tools/rivet-schema/rivet-schema $(SCHEMA_DIR)/
+	install -m 644 tools/rivet-schema/package.json tools/rivet-schema/package-lock.json $(SCHEMA_DIR)/
+	install -m 644 tools/rivet-schema/lib/*.js $(SCHEMA_DIR)/lib/
+	printf '#!/bin/sh\n# rivet-schema of lua-rivetkit (docs/schema.md)\nexec "$${RIVET_SCHEMA_NODE:-node}" "%s/rivet-schema" "$$@"\n' \
+		"$(abspath $(SCHEMA_DIR))" >$(INST_BINDIR)/rivet-schema
+	chmod 755 $(INST_BINDIR)/rivet-schema
 
 clean:
 	rm -rf build

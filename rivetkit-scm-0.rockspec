@@ -39,6 +39,10 @@ build = {
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
     INST_TYPESDIR = "$(PREFIX)/types", -- LuaLS definitions (docs/editor.md)
+    -- rivet-schema (docs/schema.md): its launcher in the rock's bin directory (luarocks
+    -- puts it on PATH), the Node script itself in the rock's own directory
+    INST_BINDIR = "$(BINDIR)",
+    INST_PREFIX = "$(PREFIX)",
   },
 }
 test = {

@@ -3,7 +3,7 @@
 --   LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" \
 --     lua5.4 bench/lua_bench.lua ENDPOINT WORKLOAD N KEY
 --   (LuaJIT: LUA_CPATH="./build/luajit/?.so;;" luajit bench/lua_bench.lua ...)
--- WORKLOAD: stateless | conn | pipeline | events | conns | connect
+-- WORKLOAD: stateless | conn | pipeline | events | conns | connect | schema
 -- Runs on Lua 5.4 and LuaJIT 2.1 alike: no `//`, math.type, string.pack or other
 -- 5.4-only calls here.
 local rivet = require("rivet")
@@ -131,6 +131,48 @@ elseif workload == "conns" then
   result("kb_per_conn", (rn - r1) / (n - 1))
   result("lua_heap_kb_per_conn", (hn - h1) / (n - 1)) -- diagnostic: the Lua part of it
   for i = 1, n do conns[i]:dispose() end
+elseif workload == "schema" then
+  -- connection action latency with a schema (bench/counter_schema.lua) and without, in the
+  -- same process: batches of 100 calls alternate between two clients, one connection each
+  local checked = rivet.client(endpoint, { encoding = os.getenv("BENCH_ENCODING") or "bare",
+    schema = dofile("bench/counter_schema.lua") })
+  local plain_conn = open(handle)
+  local schema_conn = checked.counter:getOrCreate(key):connect()
+  while schema_conn.status ~= "connected" do checked:poll(0.05) end
+  for _ = 1, warm do plain_conn:increment(1); schema_conn:increment(1) end
+  local times = { plain = {}, schema = {} }
+  local cpu_used = { plain = 0, schema = 0 }
+  local function batch(which, conn)
+    local t = times[which]
+    local c0 = cpu()
+    for _ = 1, 100 do
+      local s = now()
+      conn:increment(1)
+      t[#t + 1] = now() - s
+    end
+    cpu_used[which] = cpu_used[which] + cpu() - c0
+  end
+  for b = 1, math.max(1, math.floor(n / 100)) do
+    if b % 2 == 1 then batch("plain", plain_conn); batch("schema", schema_conn)
+    else batch("schema", schema_conn); batch("plain", plain_conn) end
+  end
+  local function p50(t) table.sort(t); return t[math.max(1, math.ceil(#t * 0.5))] end
+  local a, b = p50(times.plain), p50(times.schema)
+  result("p50_ms_plain", a * 1000)
+  result("p50_ms_schema", b * 1000)
+  result("p50_ratio", b / a)
+  result("cpu_ms_per_10k_plain", cpu_used.plain / #times.plain * 10000 * 1000)
+  result("cpu_ms_per_10k_schema", cpu_used.schema / #times.schema * 10000 * 1000)
+  -- the check alone, as conn:increment(i) runs it (a new argument each time, so that
+  -- LuaJIT cannot hoist it out of the loop)
+  local s = checked._schema.actors.counter
+  local m = 1000000
+  local c0 = cpu()
+  for i = 1, m do s:check("increment", i) end
+  result("check_ns", (cpu() - c0) / m * 1e9)
+  plain_conn:dispose()
+  schema_conn:dispose()
+  checked:dispose()
 elseif workload == "connect" then
   handle:resolve()
   for _ = 1, 5 do open(handle):dispose() end

@@ -159,3 +159,25 @@ if has_luajit() then
   end
   print()
 end
+
+-- Schema checks (workload "schema"): connection action latency with a schema and without,
+-- in the same process (batches alternate), per interpreter; and the check alone.
+if vals["schema/p50_ratio"] then
+  print("#### Connection actions with a schema and without (same run)")
+  print()
+  print("| client | median without (ms) | median with (ms) | with/without, median of rounds (min–max) | CPU per 10k without / with (ms) | the check alone (ns per call) |")
+  print("|---|--:|--:|--:|--:|--:|")
+  for _, c in ipairs({ { "lua", "lua-rivetkit (Lua 5.4)" }, { "luajit", "lua-rivetkit on LuaJIT" } }) do
+    local key, label = c[1], c[2]
+    local function cell(m) return median((vals["schema/" .. m] or {})[key]) end
+    local ratios = {}
+    for _, v in ipairs((vals["schema/p50_ratio"] or {})[key] or {}) do ratios[#ratios + 1] = v end
+    if #ratios > 0 then
+      table.sort(ratios)
+      print(string.format("| %s | %s | %s | %.3f (%.3f–%.3f) | %s / %s | %s |", label, fmt(cell("p50_ms_plain")),
+        fmt(cell("p50_ms_schema")), median(ratios), ratios[1], ratios[#ratios], fmt(cell("cpu_ms_per_10k_plain")),
+        fmt(cell("cpu_ms_per_10k_schema")), fmt(cell("check_ns"))))
+    end
+  end
+  print()
+end

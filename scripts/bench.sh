@@ -21,7 +21,9 @@
 #   BENCH_CONNECTS  sequential connects for connect time [200]
 #   BENCH_CLIENTS   which clients [lua luajit ts floor]  (lua: bench/lua_bench.lua on lua5.4,
 #                   luajit: the same file on luajit with build/luajit/rivet/core.so)
-#   BENCH_WORKLOADS which workloads [stateless conn pipeline events conns connect]
+#   BENCH_WORKLOADS which workloads [stateless conn pipeline events conns connect schema]
+#                   (schema: connection latency with a schema and without, same process;
+#                   lua-rivetkit only)
 #   BENCH_WINDOW    calls in flight for the pipelined row [64]
 #   BENCH_ENCODING  bare, cbor or json for lua-rivetkit and rivetkit/client [bare]
 #                   (the C floor always speaks bare)
@@ -36,7 +38,7 @@ ROOT=$PWD
 servers=${BENCH_SERVERS:-v20}
 rounds=${BENCH_ROUNDS:-5}
 clients=${BENCH_CLIENTS:-lua luajit ts floor}
-workloads=${BENCH_WORKLOADS:-stateless conn pipeline events conns connect}
+workloads=${BENCH_WORKLOADS:-stateless conn pipeline events conns connect schema}
 out=${BENCH_OUT:-build/bench}
 export LUA_PATH="./lua/?.lua;./lua/?/init.lua;;"
 export LUA_CPATH="./build/?.so;;"
@@ -46,7 +48,7 @@ mkdir -p "$out"
 size() {
 	case $1 in
 	stateless) echo "${BENCH_STATELESS:-1000}" ;;
-	conn) echo "${BENCH_CALLS:-2000}" ;;
+	conn | schema) echo "${BENCH_CALLS:-2000}" ;;
 	pipeline) echo "${BENCH_PIPELINE:-10000}" ;;
 	events) echo "${BENCH_EVENTS:-10000}" ;;
 	conns) echo "${BENCH_CONNS:-1000}" ;;
@@ -102,6 +104,7 @@ for s in $servers; do
 			k=${#cl[@]}
 			for ((j = 0; j < k; j++)); do
 				c=${cl[$(((j + r + wi) % k))]}
+				case $w/$c in schema/ts | schema/floor) continue ;; esac # a lua-rivetkit feature
 				key="b-$c-$w-$r-$$"
 				case $c in
 				lua) cmd=(lua5.4 bench/lua_bench.lua "$endpoint" "$w" "$n" "$key") ;;

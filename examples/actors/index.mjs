@@ -1,8 +1,12 @@
 // Actors for the lua-rivetkit examples (`make demo`, examples/*.lua).
 // Plain JavaScript ESM; the server script (servers/v2x/server.mjs) passes in
-// rivetkit's `actor`, `UserError` and (2.3) `queue`:
+// rivetkit's `actor`, `UserError` and (2.3) `queue` and `event`:
 //   scripts/servers.sh start v23 examples/actors/index.mjs demo
-export function defineActors({ actor, queue }) {
+// examples/schema.lua uses the actors of the TypeScript test registry, whose schema
+// module is committed beside it (Node 22 strips its types when it is imported).
+import { defineTypedActors } from "../../spec/actors/typed.ts";
+
+export function defineActors({ actor, queue, event }) {
 	// A counter: increment(amount) returns the new count and broadcasts it as
 	// the event "newCount". Create input {start: n} sets the initial count.
 	const counter = actor({
@@ -39,7 +43,7 @@ export function defineActors({ actor, queue }) {
 		},
 	});
 
-	const all = { counter, chat };
+	const all = { counter, chat, ...defineTypedActors({ actor, event, queue }) };
 	// 2.3 only: a worker whose run loop takes messages from its "jobs" queue and
 	// completes each with {echo: body, n: how many it has handled}.
 	if (queue) {

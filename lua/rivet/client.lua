@@ -16,7 +16,7 @@ local methods = {}
 local ENCODINGS = { bare = true, cbor = true, json = true }
 local CLIENT_OPTIONS = {
   "endpoint", "encoding", "timeout", "token", "namespace", "pool", "headers", "ca_file", "insecure",
-  "transport", "disableMetadataLookup", "max_response",
+  "transport", "disableMetadataLookup", "max_response", "schema",
 }
 local CLIENT_ALIASES = { poolName = "pool" }
 
@@ -110,6 +110,8 @@ function Client.new(endpoint, opts)
     error("rivet.client: option 'disableMetadataLookup' must be a boolean, got " .. type(opts.disableMetadataLookup), 3)
   end
   local kind = runtime.pick(opts.transport, 3)
+  -- schema: every call is checked against it before it is sent (rivet/schema.lua)
+  local schema = opts.schema ~= nil and require("rivet.schema").compile(opts.schema) or false
 
   local transport, sched = runtime.new(kind)
   if kind == "resty" and ca_file then
@@ -133,6 +135,7 @@ function Client.new(endpoint, opts)
     _transport_kind = kind,
     _sched = sched,
     _accessors = {},
+    _schema = schema,
     _no_metadata = opts.disableMetadataLookup == true,
     _profile = false,
     _profiling = false,
@@ -400,6 +403,7 @@ function methods:actor(name)
   end
   local a = self._accessors[name]
   if not a then
+    if self._schema then self._schema:actor(name) end -- raises for an actor it does not have
     a = setmetatable({ _client = self, _name = name }, Accessor)
     self._accessors[name] = a
   end

@@ -549,6 +549,8 @@ end
 --------------------------------------------------------------------------------------
 
 function methods:_start_call(name, level, ...)
+  local s = self._handle._schema
+  if s then s:check(name, ...) end -- rivet/schema.lua
   local sm, sched = self._sm, self._sched
   if not sm then return self:_early_call(name, level + 1, ...) end
   -- the state machine holds the future and hands it back with the result
@@ -641,6 +643,8 @@ local function add_listener(self, fname, name, fn, once)
   if type(fn) ~= "function" then
     error("bad argument #2 to '" .. fname .. "': expected a function, got " .. type(fn), 3)
   end
+  local s = self._handle._schema
+  if s then s:event(name) end -- rivet/schema.lua
   local l = { fn = fn, once = once }
   local all = self._listeners
   if not all then all = {}; self._listeners = all end

@@ -41,6 +41,7 @@ function Handle.new(client, name, key, mode, opts)
     _region = opts.region or false,
     _pool = opts.pool or false,
     _timeout = opts.timeout or false,
+    _schema = client._schema and client._schema.actors[name] or false, -- rivet/schema.lua
   }, handle_mt)
 end
 
@@ -292,6 +293,8 @@ local function prepare(self, name, args, level)
 end
 
 function methods:_call(name, level, ...)
+  local s = self._schema
+  if s then s:check(name, ...) end
   local args = pack_args(...)
   local body = prepare(self, name, args, level)
   return invoke(self, name, args, body, self:_deadline())
@@ -319,6 +322,8 @@ function methods:async(name, ...)
   if type(name) ~= "string" or name == "" then
     error("bad argument #1 to 'async': action name must be a non-empty string, got " .. type(name), 2)
   end
+  local s = self._schema
+  if s then s:check(name, ...) end
   local args = pack_args(...)
   local body = prepare(self, name, args, 2)
   local deadline = self:_deadline()

@@ -142,6 +142,7 @@ function M.send(h, params, name, body, opts, level)
     error("bad argument #1 to 'send': queue name must be a non-empty string, got " .. type(name), level + 1)
   end
   local wait, timeout = check_opts(opts, level + 1)
+  if h._schema then h._schema:queue(name, body) end -- rivet/schema.lua
   local c = h._client
   local enc = c._encoding
   -- bad values raise here, at the caller, before anything is sent

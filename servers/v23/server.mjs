@@ -34,10 +34,10 @@ delete process.env.RIVET_ENGINE;
 if (process.env.RIVET_TEST_PIDFILE) writeFileSync(process.env.RIVET_TEST_PIDFILE, `${process.pid}\n`);
 
 const actorsPath = resolve(process.argv[2] ?? "spec/actors/index.mjs");
-const { actor, UserError, setup, queue } = await import("rivetkit");
+const { actor, UserError, setup, queue, event } = await import("rivetkit");
 const mod = await import(pathToFileURL(actorsPath).href);
 const defineActors = mod.defineActors ?? mod.default;
-const actors = defineActors({ actor, UserError, queue });
+const actors = defineActors({ actor, UserError, queue, event });
 
 // Optional: RIVET_TEST_MAX_INCOMING=<bytes> raises the 64 KiB default limit on
 // incoming messages/action bodies (message.incoming_too_long). Unset = default.

@@ -4,9 +4,13 @@
 // This directory cannot resolve the 'rivetkit' package itself, so the server
 // script (servers/v2x/server.mjs) imports rivetkit and passes in what is needed:
 //
-//   import { actor, UserError, queue } from "rivetkit";   // queue: 2.3 only
-//   const actors = defineActors({ actor, UserError, queue });
+//   import { actor, UserError, queue, event } from "rivetkit";   // queue, event: 2.3 only
+//   const actors = defineActors({ actor, UserError, queue, event });
 //   setup({ use: actors });
+//
+// The actors of the TypeScript registry (typed.ts, for the schema specs) are part of
+// the set: Node 22 strips its types when it is imported.
+import { defineTypedActors } from "./typed.ts";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -33,7 +37,7 @@ function toText(data) {
 	return String(data);
 }
 
-export function defineActors({ actor, UserError, queue }) {
+export function defineActors({ actor, UserError, queue, event }) {
 	const counter = actor({
 		createState: (_c, input) => ({
 			count: typeof input?.start === "number" ? input.start : 0,
@@ -286,7 +290,7 @@ export function defineActors({ actor, UserError, queue }) {
 		},
 	});
 
-	const all = { counter, echo, errors, slow, input, auth, raw, chat, sleepy };
+	const all = { counter, echo, errors, slow, input, auth, raw, chat, sleepy, ...defineTypedActors({ actor, event, queue }) };
 	// 2.3 queues: `jobs` is completed by the run loop with what it received, `silent`
 	// is never completed, `guarded` refuses senders without the right params (a
 	// UserError from canPublish), and the actor holds at most 3 messages of at most
