@@ -69,7 +69,8 @@ describe("schema checks (" .. env.server .. ")", function()
       assert.are.equal(3, h:log("a", 1, 2.5, 3))
       assert.are.equal(2, h:plot({ points = { { x = 1, y = 2 }, { x = 0, y = 0 } }, meta = { fast = true } }))
       assert.are.equal("1:b", h:pair({ 1, "b" }))                            -- tuple
-      assert.are.equal(4, h:tree({ value = 1, children = { { value = 2 }, { value = 3, children = { { value = 4 } } } } }))
+      assert.are.equal(4,
+        h:tree({ value = 1, children = { { value = 2 }, { value = 3, children = { { value = 4 } } } } }))
       assert.are.equal(1, h:wait(1))
       assert.are.equal(38, h:calls())                                        -- every call above ran once
       c:dispose()
@@ -111,9 +112,12 @@ describe("schema checks (" .. env.server .. ")", function()
       { function() h:label(1) end, "inventory.label: argument #1 (text) must be a string, got number" },
       { function() h:label("a", 2) end, "inventory.label: argument #2 (suffix) must be a string, got number" },
       { function() h:label("\255") end,
-        "inventory.label: argument #1 (text) must be a string, got a string that is not valid UTF-8 (it would travel as bytes)" },
-      { function() h:addItem({ name = "a", qty = "2" }) end, "inventory.addItem: argument #1 (item.qty) must be a number, got string" },
-      { function() h:addItem({ name = "a" }) end, "inventory.addItem: argument #1 (item.qty) must be a number, got nil" },
+        "inventory.label: argument #1 (text) must be a string, got a string that is not valid UTF-8"
+          .. " (it would travel as bytes)" },
+      { function() h:addItem({ name = "a", qty = "2" }) end,
+        "inventory.addItem: argument #1 (item.qty) must be a number, got string" },
+      { function() h:addItem({ name = "a" }) end,
+        "inventory.addItem: argument #1 (item.qty) must be a number, got nil" },
       { function() h:addItem({ name = "a", qty = 1, tags = rivet.null }) end,
         "inventory.addItem: argument #1 (item.tags) must be an array (string[]), got rivet.null" },
       { function() h:addItem({ name = "a", qty = 1, nmae = "x" }) end,
@@ -121,11 +125,13 @@ describe("schema checks (" .. env.server .. ")", function()
       { function() h:addItem({ name = "a", qty = 1, tags = { "x", 2 } }) end,
         "inventory.addItem: argument #1 (item.tags[2]) must be a string, got number" },
       { function() h:addItem({ "a", 1 }) end,
-        "inventory.addItem: argument #1 (item) must be a table (Item), got a table with keys 1..n (it travels as a JavaScript array)" },
+        "inventory.addItem: argument #1 (item) must be a table (Item), got a table with keys 1..n"
+          .. " (it travels as a JavaScript array)" },
       { function() h:setColor("purple") end,
         'inventory.setColor: argument #1 (color) must be one of "red", "green", "blue", got "purple"' },
       { function() h:setColor("gren") end,
-        'inventory.setColor: argument #1 (color) must be one of "red", "green", "blue", got "gren" (did you mean "green"?)' },
+        'inventory.setColor: argument #1 (color) must be one of "red", "green", "blue", got "gren"'
+          .. ' (did you mean "green"?)' },
       { function() h:setLevel(4) end, "inventory.setLevel: argument #1 (level) must be one of 1, 2, 3, got 4" },
       { function() h:setLevel("1") end, 'inventory.setLevel: argument #1 (level) must be one of 1, 2, 3, got "1"' },
       { function() h:area({ kind = "triangle", side = 1 }) end,
@@ -133,18 +139,23 @@ describe("schema checks (" .. env.server .. ")", function()
       { function() h:area({ kind = "circle", side = 1 }) end,
         "inventory.area: argument #1 (shape.r) must be a number, got nil" },
       { function() h:sum({}) end,
-        "inventory.sum: argument #1 (xs) must be an array (number[]), got an empty table (it travels as {}: use rivet.array({}))" },
+        "inventory.sum: argument #1 (xs) must be an array (number[]), got an empty table"
+          .. " (it travels as {}: use rivet.array({}))" },
       { function() h:sum({ 1, "2" }) end, "inventory.sum: argument #1 (xs[2]) must be a number, got string" },
       { function() h:sum({ 1, x = 2 }) end,
         "inventory.sum: argument #1 (xs) must be an array (number[]), got a table whose keys are not 1..n" },
-      { function() h:sum(rivet.map({})) end, "inventory.sum: argument #1 (xs) must be an array (number[]), got a table" },
-      { function() h:tally({ a = 1, b = "2" }) end, "inventory.tally: argument #1 (counts.b) must be a number, got string" },
+      { function() h:sum(rivet.map({})) end,
+        "inventory.sum: argument #1 (xs) must be an array (number[]), got a table" },
+      { function() h:tally({ a = 1, b = "2" }) end,
+        "inventory.tally: argument #1 (counts.b) must be a number, got string" },
       { function() h:tally({ 1, 2 }) end,
-        "inventory.tally: argument #1 (counts) must be a table ({[string]: number}), got an array (keys 1..n travel as a JavaScript array: mark it with rivet.map(t))" },
+        "inventory.tally: argument #1 (counts) must be a table ({[string]: number}), got an array"
+          .. " (keys 1..n travel as a JavaScript array: mark it with rivet.map(t))" },
       { function() h:tally(rivet.array({})) end,
         "inventory.tally: argument #1 (counts) must be a table ({[string]: number}), got an array" },
       { function() h:byteLength("abc") end,
-        "inventory.byteLength: argument #1 (data) must be bytes, got string (valid UTF-8 travels as a JavaScript string: wrap it with rivet.bytes(s))" },
+        "inventory.byteLength: argument #1 (data) must be bytes, got string"
+          .. " (valid UTF-8 travels as a JavaScript string: wrap it with rivet.bytes(s))" },
       { function() h:byteLength(3) end,
         "inventory.byteLength: argument #1 (data) must be bytes (a string wrapped with rivet.bytes(s)), got number" },
       { function() h:bigType(1.5) end, "inventory.bigType: argument #1 (n) must be an integer, got 1.5" },
@@ -157,7 +168,8 @@ describe("schema checks (" .. env.server .. ")", function()
         "inventory.plot: argument #1 (p.points[2].y) must be a number, got string" },
       { function() h:plot({ points = rivet.array({}), meta = { fast = 1 } }) end,
         "inventory.plot: argument #1 (p.meta.fast) must be a boolean, got number" },
-      { function() h:pair({ 1 }) end, "inventory.pair: argument #1 (p) must be an array ([number, string]), got an array of 1 item" },
+      { function() h:pair({ 1 }) end,
+        "inventory.pair: argument #1 (p) must be an array ([number, string]), got an array of 1 item" },
       { function() h:pair({ 1, 2 }) end, "inventory.pair: argument #1 (p[2]) must be a string, got number" },
       { function() h:tree({ value = 1, children = { { value = 2, children = { { value = "x" } } } } }) end,
         "inventory.tree: argument #1 (t.children[1].children[1].value) must be a number, got string" },
@@ -165,10 +177,12 @@ describe("schema checks (" .. env.server .. ")", function()
     if not ints.luajit then
       -- Lua 5.4: an integer beyond 2^53 travels as a bigint, not as a number
       cases[#cases + 1] = { function() h:increment(ints.P(60)) end,
-        "inventory.increment: argument #1 (x) must be a number, got the integer 1152921504606846976 (beyond 2^53 an integer travels as a bigint)" }
+        "inventory.increment: argument #1 (x) must be a number, got the integer 1152921504606846976"
+          .. " (beyond 2^53 an integer travels as a bigint)" }
     else
       cases[#cases + 1] = { function() h:increment(ints.P(60)) end,
-        "inventory.increment: argument #1 (x) must be a number, got 1152921504606846976LL (beyond 2^53 an integer travels as a bigint)" }
+        "inventory.increment: argument #1 (x) must be a number, got 1152921504606846976LL"
+          .. " (beyond 2^53 an integer travels as a bigint)" }
     end
     for _, case in ipairs(cases) do
       assert.are.equal(case[2], refused(case[1]))
@@ -183,7 +197,8 @@ describe("schema checks (" .. env.server .. ")", function()
       refused(function() h:incremnt(1) end))
     assert.are.equal("inventory has no action 'Increment' (did you mean 'increment'?)",
       refused(function() h:action("Increment", 1) end))
-    assert.are.equal("inventory has no action 'frobnicate' (its actions: addItem, anything, area, bigType, byteLength, calls, describe, increment, items, label, ...)",
+    assert.are.equal("inventory has no action 'frobnicate' (its actions: addItem, anything, area, bigType,"
+      .. " byteLength, calls, describe, increment, items, label, ...)",
       refused(function() h:frobnicate() end))
     -- nothing was sent at all: the getOrCreate handle never created its actor
     local e = env.catch(function() client.inventory:get(key):resolve() end)
@@ -221,7 +236,8 @@ describe("schema checks (" .. env.server .. ")", function()
   it("checks queue names and messages, and 2.3's declared events", function()
     local key = env.key("board")
     local b = client.board:getOrCreate(key)
-    assert.are.equal("board has no queue 'taks' (did you mean 'tasks'?)", refused(function() b:send("taks", { job = "x" }) end))
+    assert.are.equal("board has no queue 'taks' (did you mean 'tasks'?)",
+      refused(function() b:send("taks", { job = "x" }) end))
     assert.are.equal("board.tasks: the message (body.job) must be a string, got number",
       refused(function() b:send("tasks", { job = 1 }) end))
     assert.are.equal("board.tasks: the message (body.priority) must be one of 1, 2, 3, got 5",
@@ -238,8 +254,10 @@ describe("schema checks (" .. env.server .. ")", function()
     assert.are.equal("completed", r.status)
     assert.are.same({ job = "j1", n = 1 }, r.response)
     local conn = b:connect()
-    assert.are.equal("board has no event 'psted' (did you mean 'posted'?)", refused(function() conn:on("psted", function() end) end))
-    assert.are.equal("board.post: argument #2 (tags[1]) must be a string, got number", refused(function() conn:post("x", { 1 }) end))
+    assert.are.equal("board has no event 'psted' (did you mean 'posted'?)",
+      refused(function() conn:on("psted", function() end) end))
+    assert.are.equal("board.post: argument #2 (tags[1]) must be a string, got number",
+      refused(function() conn:post("x", { 1 }) end))
     local posted, cleared
     conn:on("posted", function(p) posted = p end)
     conn:on("cleared", function(n, reason) cleared = { n, reason } end)
@@ -271,22 +289,28 @@ describe("schema modules", function()
   end
 
   it("refuse what is not a schema module, naming what is wrong", function()
-    assert.are.equal("rivet.client: option 'schema': expected the table of a schema module (require(\"my_schema\")), got string",
+    assert.are.equal("rivet.client: option 'schema': expected the table of a schema module"
+      .. " (require(\"my_schema\")), got string",
       bad("typed_schema"))
-    assert.are.equal("rivet.client: option 'schema': not a schema module of format 1 (format = nil): regenerate it with rivet-schema",
+    assert.are.equal("rivet.client: option 'schema': not a schema module of format 1 (format = nil):"
+      .. " regenerate it with rivet-schema",
       bad({ actors = {} }))
     assert.are.equal("rivet.client: option 'schema': actors.a.actions.f.params[1].type: unknown type 'numbr'",
       bad({ format = 1, actors = { a = { actions = { f = { params = { { name = "x", type = "numbr" } } } } } } }))
-    assert.are.equal("rivet.client: option 'schema': actors.a.actions.f.params[1].type: no type 'Item' in the schema's types",
-      bad({ format = 1, actors = { a = { actions = { f = { params = { { name = "x", type = { ref = "Item" } } } } } } } }))
-    assert.are.equal("rivet.client: option 'schema': types.T.fields[1].type: unknown type (expected a name, or a table with ref, array, map, tuple, oneOf, union or fields)",
+    assert.are.equal("rivet.client: option 'schema': actors.a.actions.f.params[1].type:"
+      .. " no type 'Item' in the schema's types",
+      bad({ format = 1, actors = { a = { actions = { f = {
+        params = { { name = "x", type = { ref = "Item" } } } } } } } }))
+    assert.are.equal("rivet.client: option 'schema': types.T.fields[1].type: unknown type"
+      .. " (expected a name, or a table with ref, array, map, tuple, oneOf, union or fields)",
       bad({ format = 1, types = { T = { fields = { { name = "x", type = {} } } } }, actors = {} }))
   end)
 
   it("may be written by hand in the same format", function()
     local c = rivet.client("http://127.0.0.1:1", { schema = {
       format = 1,
-      actors = { counter = { actions = { increment = { params = { { name = "amount", type = "integer", optional = true } } } } } },
+      actors = { counter = { actions = { increment = {
+        params = { { name = "amount", type = "integer", optional = true } } } } } },
     } })
     local h = c.counter:getOrCreate("k")
     assert.are.equal("counter.increment: argument #1 (amount) must be an integer, got 0.5",

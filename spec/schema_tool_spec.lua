@@ -23,7 +23,8 @@ end
 -- Runs rivet-schema with the given arguments: ok, standard output, standard error.
 local function run(dir, args)
   local err = dir .. "/stderr.txt"
-  local cmd = "cd " .. sh_quote(dir) .. " && " .. sh_quote(NODE) .. " " .. sh_quote(TOOL) .. " " .. args .. " 2>" .. sh_quote(err)
+  local cmd = "cd " .. sh_quote(dir) .. " && " .. sh_quote(NODE) .. " " .. sh_quote(TOOL) .. " " .. args
+    .. " 2>" .. sh_quote(err)
   local p = io.popen(cmd)
   local out = p:read("*a")
   local ok = p:close()
@@ -120,8 +121,10 @@ describe("rivet-schema", function()
       assert.are.same({ ping = { params = {}, returns = "string" } }, mod.actors["my-actor"].actions)
       -- LuaLS: a class per handle, named after the module, doc comments carried over
       assert.truthy(text:find("---@class reg.CounterHandle: rivet.Handle\n", 1, true))
-      assert.truthy(text:find("---@field increment fun(self: reg.CounterHandle, x: number, note?: string): number Adds x to the count.\n", 1, true))
-      assert.truthy(text:find('---@field on fun(self: reg.ChatConnection, event: "message", fn: fun(arg1: reg.Chat.message.arg1)): fun()\n', 1, true))
+      assert.truthy(text:find("---@field increment fun(self: reg.CounterHandle, x: number, note?: string): number"
+        .. " Adds x to the count.\n", 1, true))
+      assert.truthy(text:find('---@field on fun(self: reg.ChatConnection, event: "message", '
+        .. 'fn: fun(arg1: reg.Chat.message.arg1)): fun()\n', 1, true))
       assert.is_nil(text:find("---@field my-actor", 1, true)) -- not an identifier: client:actor("my-actor")
       -- and the client takes it
       local c = rivet.client("http://127.0.0.1:1", { schema = mod })

@@ -95,7 +95,9 @@ local function args_checker(params, ctx, where)
     end
     local check = typecheck.compile(p.type, ctx, where .. ".params[" .. i .. "].type")
     if p.rest then
-      if i ~= #params then ctx.fail(where .. ".params[" .. i .. "]: only the last parameter can be a rest parameter") end
+      if i ~= #params then
+        ctx.fail(where .. ".params[" .. i .. "]: only the last parameter can be a rest parameter")
+      end
       rest = { name = p.name, check = check }
     else
       fixed[i] = param_checker(i, p, check)
@@ -240,7 +242,9 @@ end
 --- not one raises a plain Lua error naming what is wrong.
 function M.compile(mod)
   local function fail(msg) raise("rivet.client: option 'schema': " .. msg) end
-  if type(mod) ~= "table" then fail("expected the table of a schema module (require(\"my_schema\")), got " .. type(mod)) end
+  if type(mod) ~= "table" then
+    fail("expected the table of a schema module (require(\"my_schema\")), got " .. type(mod))
+  end
   if mod.format ~= 1 then
     fail("not a schema module of format 1 (format = " .. tostring(mod.format) .. "): regenerate it with rivet-schema")
   end

@@ -307,7 +307,9 @@ local function fields_checker(t, ctx, where, exp)
     if type(v) ~= "table" then return "must be " .. exp .. ", got " .. got(v) end
     local mt = getmetatable(v)
     if mt == array_mt or mt == bytes_mt or (mt ~= map_mt and is_sequence(v)) then
-      if mt == nil then return "must be " .. exp .. ", got a table with keys 1..n (it travels as a JavaScript array)" end
+      if mt == nil then
+        return "must be " .. exp .. ", got a table with keys 1..n (it travels as a JavaScript array)"
+      end
       return "must be " .. exp .. ", got " .. got(v)
     end
     for i = 1, n do
@@ -335,7 +337,9 @@ end
 
 local function one_of_checker(t, ctx, where)
   local set, strings = {}, {}
-  if type(t.oneOf) ~= "table" or #t.oneOf == 0 then ctx.fail(where .. ".oneOf: expected a non-empty array of values") end
+  if type(t.oneOf) ~= "table" or #t.oneOf == 0 then
+    ctx.fail(where .. ".oneOf: expected a non-empty array of values")
+  end
   for _, x in ipairs(t.oneOf) do
     set[x] = true
     if type(x) == "string" then strings[#strings + 1] = x end
