@@ -48,12 +48,7 @@ function M.attach(client, cq)
   if not (ok and type(cq.wrap) == "function") then
     error("bad argument #2 to 'rivet.cqueues': expected a cqueues controller (none is running)", 3)
   end
-  local sched = client._sched
-  if not sched.pollfds then
-    error("rivet.cqueues: the client runs on the \"" .. client._transport_kind
-      .. "\" transport, which has no descriptors", 3)
-  end
-  if client._host then error("rivet.cqueues: this client is already attached to a loop", 3) end
+  local sched = client._sched -- (init.lua checked that it can be hosted)
   local loop = sched.loop
   local flat, args = {}, {}
   local watched = {} -- fd -> Pollable

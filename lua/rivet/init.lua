@@ -91,10 +91,16 @@ function rivet.all(futures)
   return results, #futures
 end
 
+-- What both host loop adapters need of the client they are given.
 local function check_client(client, fname)
   if getmetatable(client) ~= Client then
     error("bad argument #1 to '" .. fname .. "': expected a rivet client, got " .. type(client), 3)
   end
+  if not client._sched.pollfds then
+    error(fname .. ": the client runs on the \"" .. client._transport_kind
+      .. "\" transport, which has no descriptors", 3)
+  end
+  if client._host then error(fname .. ": this client is already attached to a loop", 3) end
 end
 
 --- Runs client inside a luv (libuv) program: rivet.luv(client [, uv]) (docs/loop.md).

@@ -22,12 +22,7 @@ function M.attach(client, uv)
   if type(uv) ~= "table" or type(uv.new_poll) ~= "function" then
     error("bad argument #2 to 'rivet.luv': expected the luv module", 3)
   end
-  local sched = client._sched
-  if not sched.pollfds then
-    error("rivet.luv: the client runs on the \"" .. client._transport_kind
-      .. "\" transport, which has no descriptors", 3)
-  end
-  if client._host then error("rivet.luv: this client is already attached to a loop", 3) end
+  local sched = client._sched -- (init.lua checked that it can be hosted)
   local loop = sched.loop
   local flat = {}
   local kick
