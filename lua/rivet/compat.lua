@@ -49,15 +49,22 @@ end
 
 --- Makes obj's metatable __gc run on LuaJIT too: Lua 5.4 calls __gc for tables, the
 --- 5.1 language only for userdata, so there a proxy userdata stored in obj carries it
---- (it and obj become unreachable together).
+--- (it and obj become unreachable together). The proxies share one metatable and find
+--- obj in their environment (a 5.1 userdata has one): no closure per object, which
+--- LuaJIT could not compile.
 local newproxy = rawget(_G, "newproxy")
 if newproxy then
+  local getfenv, setfenv = debug.getfenv, debug.setfenv
+  local template = newproxy(true)
+  getmetatable(template).__gc = function(p)
+    if p == template then return end
+    local obj = getfenv(p)
+    local gc = getmetatable(obj).__gc
+    if gc then gc(obj) end
+  end
   function M.collectable(obj)
-    local p = newproxy(true)
-    getmetatable(p).__gc = function()
-      local gc = getmetatable(obj).__gc
-      if gc then gc(obj) end
-    end
+    local p = newproxy(template)
+    setfenv(p, obj)
     rawset(obj, "_gc_proxy", p)
     return obj
   end

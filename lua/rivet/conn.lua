@@ -34,6 +34,20 @@ dispatch.actions(methods, conn_mt, "conn")
 local seed_counter = 0
 
 -- The state machine of a connection to a server with profile p.
+-- fut:cancel() of a connection's call (fut._owner: the connection): the machine forgets
+-- the call, or it leaves the queue of calls made before the profile was known. One
+-- function for every connection: a closure per connection would keep LuaJIT from
+-- compiling connect().
+local function cancel_call(fut)
+  local self = fut._owner
+  local sm = self._sm
+  if sm then return sm:cancel(fut) end
+  local q = self._early
+  if q then
+    for i = #q, 1, -1 do if q[i].fut == fut then table.remove(q, i) end end
+  end
+end
+
 local function new_sm(client, p)
   seed_counter = seed_counter + 1
   local enc = client._encoding
@@ -77,15 +91,6 @@ function Conn.new(handle, params, opts)
     _cb = false,        -- "open" | "close" | "error" | "status" -> list of functions
     _reported = false,  -- socket failure kinds already sent to onError in this outage
   }, conn_mt)
-  -- fut:cancel() of this connection's calls: the machine forgets the call
-  self._cancel_hook = function(fut)
-    local sm = self._sm
-    if sm then return sm:cancel(fut) end
-    local q = self._early
-    if q then
-      for i = #q, 1, -1 do if q[i].fut == fut then table.remove(q, i) end end
-    end
-  end
   compat.collectable(self)
   client._sched:add_source(self)
   self:_start_attempt()
@@ -389,6 +394,15 @@ local function open_socket(self, ok, id, deadline)
   client._sched.ws_owners[ws] = self
 end
 
+-- The task of an attempt whose actor must be looked up (or whose params function called).
+local function resolve_and_open(self)
+  local h = self._handle
+  local deadline = now() + self._client._timeout
+  local ok, id = pcall(h._resolve, h, deadline)
+  self._attempting = false
+  open_socket(self, ok, id, deadline)
+end
+
 -- One connection attempt: look the actor up if needed, then open the socket. With the
 -- id known and no params function to call, that happens at once; otherwise in an
 -- internal task, because the look-up (or the params function) may wait.
@@ -406,12 +420,7 @@ function methods:_start_attempt()
     return open_socket(self, true, h._id, now() + client._timeout)
   end
   self._attempting = true
-  self._sched:spawn(function()
-    local deadline = now() + client._timeout
-    local ok, id = pcall(h._resolve, h, deadline)
-    self._attempting = false
-    open_socket(self, ok, id, deadline)
-  end, true)
+  self._sched:spawn(resolve_and_open, true, self)
 end
 
 --------------------------------------------------------------------------------------
@@ -516,7 +525,7 @@ function methods:_early_call(name, level, ...)
     error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
   end
   local fut = new_future(self._sched)
-  fut._on_cancel = self._cancel_hook
+  fut._on_cancel, fut._owner = cancel_call, self
   if self.status == "disposed" then
     fut:reject(errors.new("client", "disposed", "the connection was disposed"))
     return fut
@@ -561,7 +570,7 @@ function methods:_start_call(name, level, ...)
   if not ok then
     error("bad argument to action '" .. name .. "': " .. tostring(err):gsub("^[^:]*:%d+: ", ""), level + 1)
   end
-  fut._on_cancel = self._cancel_hook
+  fut._on_cancel, fut._owner = cancel_call, self
   if frame then
     self._client._transport:ws_send(self._ws, frame, self._binary)
     local w = self._wake -- the earliest deadline of the pending calls

@@ -12,7 +12,9 @@ Future.__name = "rivet.Future"
 function Future.new(sched)
   -- the nil fields only size the table for what settling and waiting add later, so
   -- that adding them does not grow (rehash) it
-  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil, _on_cancel = nil }, Future)
+  -- _on_cancel(fut): what fut:cancel() also stops; _owner: what that works on
+  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil,
+    _on_cancel = nil, _owner = nil }, Future)
 end
 
 -- Settles fut (ok, value) unless it is already settled; wakes its waiters and runs its

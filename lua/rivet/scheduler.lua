@@ -97,7 +97,7 @@ Scheduler.Future = Future
 function Scheduler:future() return Future.new(self) end
 
 local cancel_task
-local function cancel_hook(fut) cancel_task(fut._sched, fut._task) end
+local function cancel_hook(fut) cancel_task(fut._sched, fut._owner) end
 
 local function new_task(self, fn, internal, ...)
   local fut = Future.new(self)
@@ -105,7 +105,7 @@ local function new_task(self, fn, internal, ...)
   self.tasks[co] = { co = co, fut = fut, internal = internal, args = pack(...), queued = false }
   if not internal then self.ntasks = self.ntasks + 1 end
   fut._on_cancel = cancel_hook
-  fut._task = co
+  fut._owner = co
   return co, fut
 end
 
