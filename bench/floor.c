@@ -115,6 +115,8 @@ static void resolve(const char *endpoint, const char *key) {
  * a ring of QMAX outgoing frames (allocated on first send) and a reassembly buffer
  * that is only allocated if a message ever arrives in several fragments. */
 #define QMAX 128
+/* connects before the measured ones, as many in every client (a JIT compiles the path) */
+#define CONNECT_WARM 50
 #define FRAME (LWS_PRE + 64)
 struct conn {
   struct lws *wsi;
@@ -359,7 +361,7 @@ int main(int argc, char **argv) {
       while (!cs[i]->closed) lws_service(ctx, 0);
   } else if (!strcmp(workload, "connect")) {
     double *t = malloc(n * sizeof *t);
-    for (int i = -5; i < n; i++) {
+    for (int i = -CONNECT_WARM; i < n; i++) {
       struct conn *c = ws_open();
       ws_wait_open(c);
       if (i >= 0) t[i] = c->t_open - c->t_start;

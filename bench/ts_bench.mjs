@@ -8,6 +8,8 @@ import { pathToFileURL } from "node:url";
 
 const [pkgDir, endpoint, workload, nStr, key] = process.argv.slice(2);
 const n = Number(nStr);
+// connects before the measured ones, as many in every client (a JIT compiles the path)
+const CONNECT_WARM = 50;
 if (!pkgDir || !endpoint || !workload || !n || !key) {
 	console.error("usage: ts_bench.mjs RIVETKIT_PKG_DIR ENDPOINT WORKLOAD N KEY");
 	process.exit(2);
@@ -134,7 +136,7 @@ if (workload === "stateless") {
 	await Promise.all(conns.map((c) => c.dispose()));
 } else if (workload === "connect") {
 	await handle.resolve();
-	for (let i = 0; i < 5; i++) await (await open(handle)).dispose();
+	for (let i = 0; i < CONNECT_WARM; i++) await (await open(handle)).dispose();
 	const t = [];
 	for (let i = 0; i < n; i++) {
 		const s = now();

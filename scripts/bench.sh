@@ -6,7 +6,8 @@
 # For each server line in BENCH_SERVERS it starts a server with bench/actors.mjs, then runs
 # every workload BENCH_ROUNDS times; within a round the clients run one after the
 # other, in an order that rotates from round to round, each in its own process (so CPU
-# time and resident size belong to that client alone). The table shows the median over
+# time and resident size belong to that client alone); the two Lua interpreters run
+# back to back, taking turns to go first. The table shows the median over
 # rounds, the ratio ours/theirs and ours/floor, and whether each target is met; a second
 # table puts LuaJIT beside Lua 5.4 (bench/report.lua).
 #
@@ -95,15 +96,32 @@ for s in $servers; do
 	[ "${BENCH_OPENRESTY:-0}" = only ] && rounds=0
 	[ "$rounds" -gt 0 ] && : >"$raw"
 	echo "== $s: RivetKit $version at $endpoint; $rounds rounds; clients: $clients" >&2
-	read -r -a cl <<<"$clients"
+	# lua-rivetkit on Lua 5.4 and on LuaJIT run back to back (one unit of the rotation),
+	# the one first in odd rounds, the other in even ones: the LuaJIT table compares
+	# them round by round, so each pair should meet the same server
+	both=0
+	[[ " $clients " == *" lua "* && " $clients " == *" luajit "* ]] && both=1
+	units=()
+	for c in $clients; do
+		[ "$c" = luajit ] && [ "$both" = 1 ] && continue
+		units+=("$c")
+	done
 	for ((r = 1; r <= rounds; r++)); do
 		wi=0
 		for w in $workloads; do
 			n=$(size "$w")
-			# rotate the order of the clients per round and per workload
-			k=${#cl[@]}
+			# rotate the order of the units per round and per workload
+			k=${#units[@]}
+			order=()
 			for ((j = 0; j < k; j++)); do
-				c=${cl[$(((j + r + wi) % k))]}
+				u=${units[$(((j + r + wi) % k))]}
+				if [ "$u" = lua ] && [ "$both" = 1 ]; then
+					if ((r % 2)); then order+=(lua luajit); else order+=(luajit lua); fi
+				else
+					order+=("$u")
+				fi
+			done
+			for c in "${order[@]}"; do
 				case $w/$c in schema/ts | schema/floor) continue ;; esac # a lua-rivetkit feature
 				key="b-$c-$w-$r-$$"
 				case $c in
