@@ -5,6 +5,7 @@ local rivet = require("rivet")
 local env = require("spec.support.env")
 local proxy = require("spec.support.proxy")
 
+local now = require("rivet.compat").now
 local luv = require("luv")
 local cqueues = require("cqueues")
 
@@ -185,6 +186,23 @@ describe("hosting the loop (" .. env.server .. ")", function()
         assert.truthy(tostring(e):find("exactly one, for reading", 1, true), tostring(e))
         assert.is_nil(client._host)
         client:dispose()
+      end)
+
+      it("a connection's socket, opened right after the look-ups, is watched at once", function()
+        -- connect() looks the actor up over HTTP and opens the WebSocket when the answer
+        -- comes: inside the work of the poll that got it (its quiet time: nothing
+        -- signals), so the set the host sleeps on next must gain the socket by itself; a
+        -- fresh client has no WebSocket yet, so a stale set would sleep until a deadline
+        local client = env.client("bare", { timeout = 10 })
+        local took
+        host.run(client, function(c)
+          local t0 = now()
+          local conn = c.counter:getOrCreate(env.key("h-fresh-" .. name)):connect()
+          assert.are.equal(0, conn:getCount())
+          took = now() - t0
+          conn:dispose()
+        end)
+        assert.is_true(took < 2, "connect and one call took " .. took .. " s")
       end)
 
       it("a pending call does not hold up the host's other work", function()
