@@ -9,8 +9,22 @@
  * reopen sockets inside poll(), a number is reused at once, and a host that still
  * watched a closed number (epoll forgets it, cqueues and libuv fail on it) would miss
  * or fail on the next socket given that number. Our set follows the sockets at the end
- * of every poll and at every pollfds()/timeout() (rv_host_sync); the kernel drops closed
+ * of every poll and at every pollfds()/timeout() (sync_set); the kernel drops closed
  * ones from it by itself.
+ *
+ * A sync walks every WebSocket and our registry, so it walks only when something may
+ * have changed since the last walk (lp->ep_dirty); otherwise the set is what a walk
+ * would make it, and the wait it found (kept as a deadline, lp->ep_due) still holds.
+ * Why nothing is missed: what a walk reads changes only inside libcurl or libwebsockets
+ * (curl's socket table through its socket callback, its timer through the timer
+ * callback, a wsi's descriptor, buffered output and forced service inside lws calls) or
+ * in our own WebSocket records, and this program calls those libraries or changes those
+ * records only in the loop methods that can do I/O: poll, request, cancel, stream_pause,
+ * upload, ws_open, ws_send and ws_close all call rv_host_touch on entry, as do curl's
+ * socket and timer callbacks and rv_host_fresh/rv_host_signal. The kept deadline is never
+ * later than a walk would say: curl's timer is absolute and touches when it moves, and
+ * the caps libwebsockets' side puts on the wait (1 s, 2 ms while resolving, 1 ms for a
+ * TLS connect) count from the walk, so they only end earlier than counted from now.
  *
  * A call made between polls (a new request, a WebSocket write, a task spawned from
  * outside a poll) has work the host does not know of: it makes the eventfd readable
@@ -18,6 +32,7 @@
  * handled (from poll() until the next pollfds() or timeout()) do not signal: the host
  * looks at pollfds()/timeout() again before it sleeps. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +57,17 @@ static struct rv_epreg *reg(rv_loop *lp, int fd) {
   return &lp->ep[fd];
 }
 
+void rv_host_touch(rv_loop *lp) { lp->ep_dirty = 1; }
+
 void rv_host_fresh(rv_loop *lp, int fd) {
+  lp->ep_dirty = 1;
   if (lp->ep_fd < 0) return;
   struct rv_epreg *e = reg(lp, fd);
   if (e) e->fresh = 1;
 }
 
 void rv_host_signal(rv_loop *lp) {
+  lp->ep_dirty = 1;
   if (lp->wake_fd < 0 || lp->in_step || lp->wake_armed) return;
   uint64_t one = 1;
   while (write(lp->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
@@ -76,9 +95,16 @@ static void ep_set(rv_loop *lp, int fd, short events, int known) {
   }
 }
 
-/* Brings the epoll set to the sockets the libraries want now; returns the wait in ms
- * that poll() would use (3600000: none), or -1 when out of memory. */
+/* Brings the epoll set to the sockets the libraries want now (a walk only if something
+ * may have changed since the last one); returns the wait in ms that poll() would use
+ * (3600000: none), or -1 when out of memory. */
 static int sync_set(rv_loop *lp) {
+  if (!lp->ep_dirty) {
+    if (lp->ep_due < 0) return 3600000;
+    double left = lp->ep_due - rv_mono_now();
+    return left <= 0 ? 0 : (int)ceil(left * 1000.0);
+  }
+  double t0 = rv_mono_now();
   int ms = 3600000, nws = 0;
   int n = rv_wait_gather(lp, &ms, &nws);
   if (n < 0) return -1;
@@ -104,6 +130,9 @@ static int sync_set(rv_loop *lp) {
       e->events = 0;
     }
   }
+  /* (freshes noted during this walk were handled by it) */
+  lp->ep_dirty = 0;
+  lp->ep_due = ms >= 3600000 ? -1 : t0 + ms / 1000.0;
   return ms;
 }
 
@@ -136,6 +165,7 @@ static void start_hosting(lua_State *L, rv_loop *lp) {
   ee.events = EPOLLIN;
   ee.data.fd = lp->wake_fd;
   epoll_ctl(lp->ep_fd, EPOLL_CTL_ADD, lp->wake_fd, &ee);
+  lp->ep_dirty = 1; /* the registry is empty: the first sync adds every socket */
 }
 
 /* loop:pollfds(out) -> 1: out[1], out[2] = the descriptor to watch and "r". Starts

@@ -226,6 +226,7 @@ static int opt_bool(lua_State *L, int t, const char *k) {
  *   {id=, stream="want"} whenever curl waits for more, and the end as stream="end". */
 static int l_request(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   luaL_checktype(L, 2, LUA_TTABLE);
   size_t urllen = 0, bodylen = 0;
   const char *url = opt_string(L, 2, "url", &urllen);
@@ -556,6 +557,7 @@ static int collect_all(lua_State *L, rv_loop *lp, int n, int wsout, int *m) {
  * in flight it simply sleeps (wait.c), which is how Lua timers wait. */
 static int l_poll(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   double timeout = luaL_optnumber(L, 2, 0);
   luaL_checktype(L, 3, LUA_TTABLE);
   int wsout = 0, m = 0;
@@ -597,6 +599,7 @@ static int l_poll(lua_State *L) {
 /* loop:cancel(id) -> true if it was running. Its result is never reported. */
 static int l_cancel(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   lua_Integer id = luaL_checkinteger(L, 2);
   for (rv_req *r = lp->reqs; r; r = r->next) {
     if (r->id == id) {
@@ -620,6 +623,7 @@ static rv_req *find_req(rv_loop *lp, lua_Integer id) {
  * paused (up to RV_STREAM_RX_LIMIT bytes, then the transfer waits). */
 static int l_stream_pause(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   rv_req *r = find_req(lp, luaL_checkinteger(L, 2));
   if (r) {
     r->lua_paused = lua_toboolean(L, 3) ? 1 : 0;
@@ -632,6 +636,7 @@ static int l_stream_pause(lua_State *L) {
 /* loop:upload(id, chunk) adds upload bytes; loop:upload(id) ends the upload. */
 static int l_upload(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   rv_req *r = find_req(lp, luaL_checkinteger(L, 2));
   size_t len = 0;
   const char *s = luaL_optlstring(L, 3, NULL, &len);

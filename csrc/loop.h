@@ -42,6 +42,8 @@ typedef struct rv_loop {
   } *ep;            /* by descriptor number */
   unsigned ep_cap;
   unsigned char ep_mark;
+  int ep_dirty;  /* the set may lag what the libraries want: the next sync walks (host.c) */
+  double ep_due; /* when the last walk's wait ends (rv_mono_now() time), < 0: none */
 } rv_loop;
 
 rv_loop *rv_check_loop(lua_State *L);
@@ -62,6 +64,7 @@ int rv_wait_gather(rv_loop *lp, int *ms, int *nws);
 
 /* host.c: a host loop sleeping on the loop's behalf */
 void rv_host_signal(rv_loop *lp);      /* a call between polls left work for poll() */
+void rv_host_touch(rv_loop *lp);       /* what the epoll set must follow may change now */
 void rv_host_fresh(rv_loop *lp, int fd);       /* fd may name a socket the epoll set lacks */
 void rv_host_drain(rv_loop *lp);               /* a poll starts: the wake-up is seen */
 void rv_host_sync(rv_loop *lp);                /* a poll ends: the epoll set follows */

@@ -18,6 +18,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sock
   (void)easy;
   (void)sockp;
   rv_loop *lp = ud;
+  rv_host_touch(lp);
   unsigned i = 0;
   while (i < lp->ncfd && lp->cfd[i].fd != s) i++;
   if (what == CURL_POLL_REMOVE) {
@@ -46,6 +47,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sock
 static int on_timer(CURLM *multi, long ms, void *ud) {
   (void)multi;
   rv_loop *lp = ud;
+  rv_host_touch(lp);
   lp->curl_due = ms < 0 ? -1 : rv_mono_now() + (double)ms / 1000.0;
   return 0;
 }

@@ -630,6 +630,7 @@ static char *opt_dup(lua_State *L, int t, const char *k, int required) {
  * Starts connecting; poll() reports {ws=id, kind="open"|"message"|"close"|"error"}. */
 static int l_ws_open(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   rv_ws_log_bind(L); /* lws may log while it starts connecting */
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "ca_file");
@@ -740,6 +741,7 @@ static rv_ws *find(rv_loop *lp, lua_Integer id) { return lp->ws ? map_get(&lp->w
  * Frames queued before the socket opens are sent once it does, in order. */
 static int l_ws_send(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   rv_ws *w = find(lp, luaL_checkinteger(L, 2));
   size_t len = 0;
   const char *data = luaL_checklstring(L, 3, &len);
@@ -791,6 +793,7 @@ static int l_ws_send(lua_State *L) {
  * dropped at once. Either way a final "close" or "error" event follows. */
 static int l_ws_close(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
+  rv_host_touch(lp);
   rv_ws *w = find(lp, luaL_checkinteger(L, 2));
   lua_Integer code = luaL_optinteger(L, 3, 1000);
   size_t rlen = 0;

@@ -5,6 +5,7 @@ local rivet = require("rivet")
 local env = require("spec.support.env")
 local proxy = require("spec.support.proxy")
 
+local now = require("rivet.compat").now
 local luv = require("luv")
 local cqueues = require("cqueues")
 
@@ -59,6 +60,25 @@ local HOSTS = {
     end,
   },
 }
+
+-- Puts a stand-in in front of the client's C loop that counts the calls made to each of
+-- its methods (what a host asks of it); override[name] replaces a method.
+local function count_loop_calls(client, override)
+  local sched = client._sched
+  local real = sched.loop
+  local calls = setmetatable({}, { __index = function() return 0 end })
+  sched.loop = setmetatable({}, {
+    __index = function(_, k)
+      local f = override and override[k] or real[k]
+      if type(f) ~= "function" then return f end
+      return function(_, ...)
+        calls[k] = calls[k] + 1
+        return f(real, ...)
+      end
+    end,
+  })
+  return calls
+end
 
 describe("hosting the loop (" .. env.server .. ")", function()
   it("pollfds and timeout: one descriptor to watch; an idle client has no timed work", function()
@@ -139,6 +159,51 @@ describe("hosting the loop (" .. env.server .. ")", function()
           for i = 1, 50 do assert.are.equal(5 + i, got[i]) end
         end)
       end
+
+      it("takes the descriptor once at attach, then asks only timeout() before each wait", function()
+        local client = env.client("bare", { timeout = 20 })
+        local calls = count_loop_calls(client)
+        host.run(client, function(c)
+          local conn = c.counter:getOrCreate(env.key("h-once-" .. name)):connect()
+          for i = 1, 5 do assert.are.equal(i, conn:increment(1)) end
+          conn:dispose()
+        end)
+        assert.are.equal(1, calls.pollfds)
+        assert.is_true(calls.poll > 5, "polls: " .. calls.poll)
+        assert.is_true(calls.timeout > 5, "timeout() calls: " .. calls.timeout)
+      end)
+
+      it("refuses a loop that hands out anything but one descriptor to read", function()
+        local client = env.client("bare")
+        count_loop_calls(client, {
+          pollfds = function(loop, flat)
+            loop:pollfds(flat)
+            flat[3], flat[4] = flat[1], "w"
+            return 2
+          end,
+        })
+        local e = env.catch(rivet[name], client, name == "luv" and luv or cqueues.new())
+        assert.truthy(tostring(e):find("exactly one, for reading", 1, true), tostring(e))
+        assert.is_nil(client._host)
+        client:dispose()
+      end)
+
+      it("a connection's socket, opened right after the look-ups, is watched at once", function()
+        -- connect() looks the actor up over HTTP and opens the WebSocket when the answer
+        -- comes: inside the work of the poll that got it (its quiet time: nothing
+        -- signals), so the set the host sleeps on next must gain the socket by itself; a
+        -- fresh client has no WebSocket yet, so a stale set would sleep until a deadline
+        local client = env.client("bare", { timeout = 10 })
+        local took
+        host.run(client, function(c)
+          local t0 = now()
+          local conn = c.counter:getOrCreate(env.key("h-fresh-" .. name)):connect()
+          assert.are.equal(0, conn:getCount())
+          took = now() - t0
+          conn:dispose()
+        end)
+        assert.is_true(took < 2, "connect and one call took " .. took .. " s")
+      end)
 
       it("a pending call does not hold up the host's other work", function()
         local client = env.client("bare", { timeout = 20 })

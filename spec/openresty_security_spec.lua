@@ -36,11 +36,22 @@ describe("openresty security (hostile server, private nginx)", function()
     if bad then bad.stop() end
   end)
 
-  -- the worker answering is the one that answered first (it never died)
-  local function same_worker(r)
+  -- The worker makes `times` calls of kind `call` to the hostile answer `id`: each fails
+  -- with `code` and a message that says `says`, a proper answer follows, and the worker
+  -- answering is the one that answered first (it never died). Returns its report.
+  local function calls_fail(id, call, times, code, says, timeout)
+    local r = srv:call("/hostile/calls",
+      { endpoint = bad.endpoint, id = id, call = call, times = times, timeout = timeout })
+    assert.are.equal(times, #r.errors)
+    for i, e in ipairs(r.errors) do
+      assert.are.equal(code, tostring(e.group) .. "." .. tostring(e.code), "call " .. i .. ": " .. tostring(e.error))
+      assert.truthy(e.message:find(says, 1, true), e.message)
+    end
+    assert.are.equal(1, r.after) -- a proper answer after them
     pid = pid or r.pid
     assert.are.equal(pid, r.pid, "the worker changed")
     assert.is_nil(srv:worker_deaths())
+    return r
   end
 
   describe("hostile answers cost bounded memory and fail typed", function()
@@ -59,13 +70,7 @@ describe("openresty security (hostile server, private nginx)", function()
       it(what .. ": " .. code .. " at " .. bound .. " bytes", function()
         srv:wrap(function()
           local sent0 = bad.sent()
-          local r = srv:call("/hostile/calls",
-            { endpoint = bad.endpoint, id = id, call = call, times = 2, timeout = 20 })
-          for i, e in ipairs(r.errors) do
-            assert.are.equal(code, tostring(e.group) .. "." .. tostring(e.code),
-              "call " .. i .. ": " .. tostring(e.error))
-            assert.truthy(e.message:find(tostring(bound), 1, true), e.message)
-          end
+          local r = calls_fail(id, call, 2, code, tostring(bound), 20)
           -- the server sent more than the bound each time: the check is not vacuous
           local sent = bad.sent() - sent0
           print(("# %s: worker RSS %+d KiB, Lua heap %+.0f KiB, the server sent %d bytes")
@@ -73,8 +78,6 @@ describe("openresty security (hostile server, private nginx)", function()
           assert.is_true(sent > 2 * bound, "the server sent " .. sent)
           assert.is_true(r.rss_kb < 50 * 1024, "the worker's RSS grew by " .. r.rss_kb .. " KiB")
           assert.is_true(r.lua_kb < 10 * 1024, "the worker's Lua heap grew by " .. r.lua_kb .. " KiB")
-          assert.are.equal(1, r.after) -- a proper answer after them
-          same_worker(r)
         end)()
       end)
     end
@@ -91,14 +94,7 @@ describe("openresty security (hostile server, private nginx)", function()
     }) do
       local what, id, call, says = case[1], case[2], case[3], case[4]
       it(what .. ": client.malformed_response (" .. call .. ")", function()
-        srv:wrap(function()
-          local r = srv:call("/hostile/calls", { endpoint = bad.endpoint, id = id, call = call, times = 1 })
-          local e = r.errors[1]
-          assert.are.equal("client.malformed_response", tostring(e.group) .. "." .. tostring(e.code), tostring(e.error))
-          assert.truthy(e.message:find(says, 1, true), e.message)
-          assert.are.equal(1, r.after)
-          same_worker(r)
-        end)()
+        srv:wrap(function() calls_fail(id, call, 1, "client.malformed_response", says) end)()
       end)
     end
   end)

@@ -446,8 +446,9 @@ local function host_sched(self, what)
   return sched
 end
 
---- The descriptors a host loop should watch now: { {fd=, events="r"|"w"|"rw"}, ... }.
---- Call poll(0) when one is ready or timeout() has passed, then ask again.
+--- The descriptors a host loop should watch: { {fd=, events="r"|"w"|"rw"}, ... } (one, the
+--- same while the client is open). Call poll(0) when one is ready or timeout() has passed,
+--- then ask timeout() again.
 function methods:pollfds()
   local sched = host_sched(self, "pollfds")
   if self._disposed then return {} end

@@ -1,8 +1,9 @@
 -- rivet.cqueues(client [, cq]): runs a client inside a cqueues program.
 --
--- A coroutine on the controller cq watches the client's descriptor (client:pollfds())
--- with cqueues.poll, until its next timed work (client:timeout()), and calls
--- client:poll(0) after each wake-up. A call made inside a coroutine of cq (or of any
+-- A coroutine on the controller cq watches the client's descriptor (one epoll set of its
+-- sockets, csrc/host.c: the same for as long as it is attached, so it is asked for once)
+-- with cqueues.poll, until its next timed work (client:timeout(), asked before each
+-- wait), and calls client:poll(0) after each wake-up. A call made inside a coroutine of cq (or of any
 -- cqueues controller) waits by yielding to cqueues, so other coroutines run meanwhile;
 -- calls in client:spawn() tasks yield to the client's scheduler as usual. Work a
 -- coroutine gives the client between two polls (a request, a WebSocket write, a task)
@@ -14,13 +15,12 @@ local compat = require("rivet.compat")
 
 local M = {}
 local now = compat.now
-local unpack = compat.unpack
 
 -- What cqueues.poll takes: an object with :pollfd() and :events().
 local Pollable = {}
 Pollable.__index = Pollable
 function Pollable:pollfd() return self.fd end
-function Pollable:events() return self.ev end
+function Pollable.events() return "r" end -- (the descriptor is only ever read)
 
 -- The wait of a call made in a cqueues coroutine: yields to cqueues until fut settles.
 -- Returns false outside cqueues (the scheduler then runs the loop itself).
@@ -49,41 +49,18 @@ function M.attach(client, cq)
     error("bad argument #2 to 'rivet.cqueues': expected a cqueues controller (none is running)", 3)
   end
   local sched = client._sched -- (init.lua checked that it can be hosted)
-  local loop = sched.loop
-  local flat, args = {}, {}
-  local watched = {} -- fd -> Pollable
+  local fd = not client._disposed and sched:host_fd()
+  local watched = fd and setmetatable({ fd = fd }, Pollable)
   local kick = condition.new() -- ends the watcher's wait: work taken on from Lua, close()
   local host = { closed = false }
   sched.hosted = true
   sched.foreign_await = foreign_await
   sched.host_kick = function() kick:signal() end
 
-  local function watch()
-    local n = loop:pollfds(flat) -- (csrc/host.c: descriptors that stay while attached)
-    for i = 1, n do
-      local fd, ev = flat[2 * i - 1], flat[2 * i]
-      local p = watched[fd]
-      if not p then
-        p = setmetatable({ fd = fd }, Pollable)
-        watched[fd] = p
-      end
-      p.ev = ev
-      args[i] = p
-    end
-    args[n + 1] = kick
-    local t = client:timeout()
-    if t then
-      args[n + 2] = t
-      return n + 2
-    end
-    args[n + 2] = nil
-    return n + 1
-  end
-
   cq:wrap(function()
     while not host.closed and not client._disposed do
-      local k = watch()
-      cqueues.poll(unpack(args, 1, k))
+      local t = client:timeout()
+      if t then cqueues.poll(watched, kick, t) else cqueues.poll(watched, kick) end
       if host.closed or client._disposed then break end
       client:poll(0)
     end
@@ -96,7 +73,7 @@ function M.attach(client, cq)
     if sched.foreign_await == foreign_await then sched.foreign_await = nil end
     sched.host_kick = nil
     client._host = nil
-    for fd in pairs(watched) do cqueues.cancel(fd) end
+    if fd then cqueues.cancel(fd) end
     kick:signal()
   end
 

@@ -1,11 +1,11 @@
 -- rivet.luv(client [, uv]): runs a client inside a luv (libuv) program.
 --
--- The client's descriptor (client:pollfds(): one epoll set of its sockets) becomes a uv
--- poll handle, its next timed work (client:timeout()) one uv timer; either calls
--- client:poll(0). A prepare handle, which
--- libuv runs before every wait, brings the handles up to date with what the client wants
--- then, so calls made from luv callbacks are seen before libuv sleeps. Nothing spins: an
--- idle client costs the wake-ups of its own timers only.
+-- The client's descriptor (one epoll set of its sockets, csrc/host.c: the same for as
+-- long as it is attached, so it is asked for once) becomes one uv poll handle, its next
+-- timed work (client:timeout()) one uv timer; either calls client:poll(0). A prepare
+-- handle, which libuv runs before every wait, asks client:timeout() again (which also
+-- brings the client's set up to date), so calls made from luv callbacks are seen before
+-- libuv sleeps. Nothing spins: an idle client costs the wake-ups of its own timers only.
 --
 -- Calls inside client:spawn() tasks yield to the client's scheduler, which luv now drives;
 -- a call made directly in a luv callback (outside a task) runs the loop itself until it
@@ -23,11 +23,9 @@ function M.attach(client, uv)
     error("bad argument #2 to 'rivet.luv': expected the luv module", 3)
   end
   local sched = client._sched -- (init.lua checked that it can be hosted)
-  local loop = sched.loop
-  local flat = {}
+  local fd = not client._disposed and sched:host_fd()
   local kick
-  local watchers = {} -- fd -> { poll handle, events, mark }
-  local mark = 0
+  local watcher = fd and uv.new_poll(fd)
   local timer = uv.new_timer()
   local prepare = uv.new_prepare()
   local host = { closed = false }
@@ -53,29 +51,6 @@ function M.attach(client, uv)
   local function sync()
     if host.closed then return end
     if client._disposed then host:close(); return end
-    mark = mark + 1
-    local n = loop:pollfds(flat) -- (csrc/host.c: descriptors that stay while attached)
-    for i = 1, n do
-      local fd, ev = flat[2 * i - 1], flat[2 * i]
-      local w = watchers[fd]
-      if not w then
-        local h = uv.new_poll(fd)
-        h:start(ev, on_ready)
-        h:unref()
-        w = { h, ev, mark }
-        watchers[fd] = w
-      elseif w[2] ~= ev then
-        w[1]:start(ev, on_ready)
-        w[2] = ev
-      end
-      w[3] = mark
-    end
-    for fd, w in pairs(watchers) do
-      if w[3] ~= mark then
-        w[1]:close()
-        watchers[fd] = nil
-      end
-    end
     local t = client:timeout()
     if t then
       timer:start(ceil(t * 1000), 0, service)
@@ -90,15 +65,16 @@ function M.attach(client, uv)
     host.closed = true
     prepare:close()
     timer:close()
-    for fd, w in pairs(watchers) do
-      w[1]:close()
-      watchers[fd] = nil
-    end
+    if watcher then watcher:close() end
     client._host = nil
     if sched.host_kick == kick then sched.host_kick = nil end
   end
 
   function kick() alive(true) end
+  if watcher then
+    watcher:start("r", on_ready)
+    watcher:unref()
+  end
   prepare:start(sync)
   prepare:unref()
   sched.host_kick = kick

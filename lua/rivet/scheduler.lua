@@ -456,6 +456,21 @@ function Scheduler:pollfds()
   return out
 end
 
+--- The one descriptor a host adapter watches for reading (csrc/host.c: the same while
+--- the loop is open, so it is asked for once). From now on work taken on between polls
+--- wakes the host. Raises if the loop ever hands out anything else.
+function Scheduler:host_fd()
+  local flat = self.fdflat
+  if not flat then flat = {}; self.fdflat = flat end
+  self.hosted = true
+  local n = self.loop:pollfds(flat)
+  if n ~= 1 or flat[2] ~= "r" then
+    error("rivet: the loop handed out " .. n .. " descriptor(s) (first events: " .. tostring(flat[2])
+      .. "); a host adapter watches exactly one, for reading", 2)
+  end
+  return flat[1]
+end
+
 --- Seconds until step(0) has timed work to do (0: now), or nil when only I/O can bring any.
 function Scheduler:timeout()
   if self.ready[1] then

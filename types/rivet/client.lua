@@ -63,11 +63,11 @@ function Client:sleep(seconds) end
 ---@return rivet.ServerInfo
 function Client:server() end
 
----The file descriptors a host loop must watch now.
+---The descriptors a host loop watches: one, the same while the client is open.
 ---@return rivet.PollFd[]
 function Client:pollfds() end
 
----Seconds until `poll` has timed work to do; nil when there is none.
+---Seconds until `poll` has timed work to do; nil when there is none. Ask again after each `poll(0)`.
 ---@return number?
 function Client:timeout() end
 
