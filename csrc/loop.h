@@ -22,6 +22,10 @@ typedef struct rv_loop {
    * segments otherwise wait for our delayed ACK; it costs a syscall and an extra ACK
    * packet per read, so the client turns it off for servers that do not need it. */
   int quickack;
+  /* WebSocket messages received since the last wait began: a stream (see l_poll) */
+  unsigned rx_msgs;
+  double woke;    /* when the last wait ended (rv_mono_now() time) */
+  lua_Integer naps; /* how many waits slept first to coalesce a stream (loop:naps()) */
   /* wait.c: what a poll sleeps on */
   struct pollfd *fds; /* the descriptors of a wait, kept between waits */
   unsigned fds_cap;

@@ -394,6 +394,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
       }
       if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
         push_event(c, w, EV_MESSAGE, w->rx.data, w->rx.len);
+        c->lp->rx_msgs++;
         if (c->ev_tail) c->ev_tail->binary = w->rx_binary;
         w->rx.len = 0;
       }
