@@ -1,8 +1,9 @@
 -- Coalescing a stream (csrc/loop.c, docs/loop.md "Streams of messages"): while WebSocket
 -- messages stream in, a waiting poll reads at most once per 50 µs and sleeps the rest
 -- with no socket watched. What a user can rely on: nothing is lost or reordered, calls
--- made meanwhile are answered, and poll(0) (a game loop's tick) and a hosted loop never
--- sleep. How much it saves is a bench figure (bench/README.md), not a test.
+-- made meanwhile are answered, and poll(0) (a game loop's tick) never sleeps (a hosted
+-- loop neither: spec/hosted_spec.lua, where luv is loaded once). How much it saves is a
+-- bench figure (bench/README.md), not a test.
 local env = require("spec.support.env")
 
 local BURST = 2000
@@ -60,33 +61,4 @@ describe("coalescing a stream (" .. env.server .. ")", function()
       end)
     end)
   end
-
-  it("a loop hosted by luv never sleeps to coalesce (the host does the waiting)", function()
-    local luv = require("luv")
-    local client = env.client("bare")
-    local rivet = require("rivet")
-    rivet.luv(client)
-    local loop = client._transport
-    local naps = loop:naps()
-    local got, ok, err, naps_after = {}, nil, nil, nil
-    client:spawn(function()
-      ok, err = pcall(function()
-        local conn = subscribed(client, "co-host", got)
-        assert.are.equal(BURST, conn:emitMany(BURST))
-        while #got < BURST do client:sleep(0.01) end
-        conn:dispose()
-      end)
-      naps_after = loop:naps()
-      client:dispose()
-    end)
-    local dog = luv.new_timer()
-    dog:start(30000, 0, function() client:dispose(); dog:close() end)
-    dog:unref()
-    luv.run()
-    if not dog:is_closing() then dog:close() end
-    luv.run("nowait")
-    assert(ok, tostring(err))
-    assert.are.equal(naps, naps_after)
-    assert_in_order(got, BURST)
-  end)
 end)

@@ -307,6 +307,24 @@ describe("hosting the loop (" .. env.server .. ")", function()
         -- libwebsockets wants service once a second; the host's own sleep adds its timer
         assert.is_true(counts.polls <= 8, "polls of an idle client in 2 s: " .. counts.polls)
       end)
+
+      it("never sleeps to coalesce a stream (docs/loop.md): the host does the waiting", function()
+        local client = env.client("bare", { timeout = 20 })
+        local loop = client._transport
+        local naps = loop:naps()
+        local got, naps_after = {}, nil
+        host.run(client, function(c, host_sleep)
+          local conn = c.echo:getOrCreate(env.key("h-stream")):connect()
+          conn:on("tick", function(i) got[#got + 1] = i end)
+          assert.are.equal(2000, conn:emitMany(2000))
+          while #got < 2000 do host_sleep(0.01) end
+          conn:dispose()
+          naps_after = loop:naps()
+        end)
+        assert.are.equal(naps, naps_after)
+        assert.are.equal(2000, #got)
+        for i = 1, 2000 do assert.are.equal(i - 1, got[i]) end
+      end)
     end)
   end
 end)
