@@ -540,28 +540,6 @@ static void rearm_quickack(rv_loop *lp) {
 static void rearm_quickack(rv_loop *lp) { (void)lp; }
 #endif
 
-/* Coalescing a stream. While WebSocket messages stream in (the passes since the last
- * wait brought COALESCE_MIN or more), a waiting poll reads at most once per COALESCE_S:
- * if the last wait ended less than that ago, it first sleeps the rest (never past its
- * deadline) with no socket watched, then takes what came meanwhile in one read. Without
- * it a client that drains fast sleeps on its socket after every few messages, and each
- * write of the sender that finds it asleep pays a wake-up: the bench's burst of 10k
- * events took ~1200 reads of ~8 events. The price: while messages stream, the next one
- * may wait up to COALESCE_S more. poll(0) never sleeps (a game loop's tick, and a host
- * loop, which calls only that). */
-#define COALESCE_MIN 4
-#define COALESCE_S 50e-6
-
-static void nap(rv_loop *lp, double until, double deadline) {
-  if (deadline < until) until = deadline;
-  double left = until - rv_mono_now();
-  if (left <= 0) return;
-  lp->naps++;
-  struct timespec ts = {0, (long)(left * 1e9)};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
-
 /* Everything the loop has to report, into out (stack index 3) and wsout (index 4). */
 static int collect_all(lua_State *L, rv_loop *lp, int n, int wsout, int *m) {
   n = collect_progress(L, lp, 3, n);
@@ -604,12 +582,8 @@ static int l_poll(lua_State *L) {
      * pass already (the wait returns at once for sockets that are ready) */
     double left = deadline - rv_mono_now();
     int ms = !(timeout > 0) || left <= 0 ? 0 : left > 3600 ? 3600000 : (int)ceil(left * 1000.0);
-    if (ms > 0) {
-      if (lp->rx_msgs >= COALESCE_MIN) nap(lp, lp->woke + COALESCE_S, deadline);
-      lp->rx_msgs = 0;
-    }
+    if (ms > 0) rv_wait_coalesce(lp, deadline);
     if (rv_wait_once(lp, ms) < 0) failed = 1;
-    lp->woke = rv_mono_now();
     if (lp->reqs && lp->quickack) rearm_quickack(lp);
     n = collect_all(L, lp, n, wsout, &m);
     if (failed || ms == 0) break;
@@ -695,7 +669,7 @@ static int l_set_quickack(lua_State *L) {
 }
 
 /* loop:pending() -> number of requests not finished yet */
-/* loop:naps() -> how many waits so far slept first to coalesce a stream (see nap) */
+/* loop:naps() -> how many waits so far slept first to coalesce a stream (wait.c) */
 static int l_naps(lua_State *L) {
   lua_pushinteger(L, rv_check_loop(L)->naps);
   return 1;

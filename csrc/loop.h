@@ -62,6 +62,9 @@ void rv_wait_begin(rv_loop *lp);
 /* One wait of at most ms (0: none) on every socket, then the ready sockets' and the due
  * timers' work; -1 on failure (out of memory, poll error). */
 int rv_wait_once(rv_loop *lp, int ms);
+/* Before a wait that may sleep: while messages stream in, first sleeps so that reads
+ * come at most once per 50 µs, never past deadline (rv_mono_now() time). */
+void rv_wait_coalesce(rv_loop *lp, double deadline);
 /* The sockets of both libraries into lp->fds (libwebsockets' first, *nws of them);
  * returns how many, -1 when out of memory; lowers *ms to when either has timed work. */
 int rv_wait_gather(rv_loop *lp, int *ms, int *nws);
