@@ -668,13 +668,13 @@ static int l_set_quickack(lua_State *L) {
   return 0;
 }
 
-/* loop:pending() -> number of requests not finished yet */
 /* loop:naps() -> how many waits so far slept first to coalesce a stream (wait.c) */
 static int l_naps(lua_State *L) {
   lua_pushinteger(L, rv_check_loop(L)->naps);
   return 1;
 }
 
+/* loop:pending() -> number of requests not finished yet */
 static int l_pending(lua_State *L) {
   rv_loop *lp = rv_check_loop(L);
   int n = 0;

@@ -22,10 +22,6 @@ typedef struct rv_loop {
    * segments otherwise wait for our delayed ACK; it costs a syscall and an extra ACK
    * packet per read, so the client turns it off for servers that do not need it. */
   int quickack;
-  /* WebSocket messages received since the last wait began: a stream (see l_poll) */
-  unsigned rx_msgs;
-  double woke;    /* when the last wait ended (rv_mono_now() time) */
-  lua_Integer naps; /* how many waits slept first to coalesce a stream (loop:naps()) */
   /* wait.c: what a poll sleeps on */
   struct pollfd *fds; /* the descriptors of a wait, kept between waits */
   unsigned fds_cap;
@@ -35,6 +31,10 @@ typedef struct rv_loop {
   } *cfd;         /* curl's sockets, kept by its socket callback */
   unsigned ncfd, cfd_cap;
   double curl_due; /* when curl has timed work (rv_mono_now() time), < 0: none */
+  /* wait.c rv_wait_coalesce: reading a stream at most once per 50 µs */
+  unsigned rx_msgs; /* WebSocket messages received since the last wait began */
+  double woke;      /* when the last wait ended (rv_mono_now() time) */
+  lua_Integer naps; /* how many waits slept first (loop:naps()) */
   /* host.c: what a host loop sleeps on (all unused until the first loop:pollfds()) */
   int ep_fd;      /* an epoll descriptor holding every socket of both libraries */
   int wake_fd;    /* an eventfd in it: work given between polls */

@@ -1,4 +1,4 @@
--- Coalescing a stream (csrc/loop.c, docs/loop.md "Streams of messages"): while WebSocket
+-- Coalescing a stream (csrc/wait.c, docs/loop.md "Streams of messages"): while WebSocket
 -- messages stream in, a waiting poll reads at most once per 50 µs and sleeps the rest
 -- with no socket watched. What a user can rely on: nothing is lost or reordered, calls
 -- made meanwhile are answered, and poll(0) (a game loop's tick) never sleeps (a hosted

@@ -25,19 +25,21 @@ do
     local ok, ts = pcall(ffi.new, "rivet_timespec")
     if ok then
       local C = ffi.C
-      local function now()
-        C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
-        return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
-      end
+      local now
       -- Reading a 64-bit field boxes it (a cdata allocation) wherever the code runs in
       -- the interpreter rather than in a trace: 48 bytes per now(), a third of what a
       -- connection action allocated. On a little-endian 64-bit ABI the same two longs
       -- read as 32-bit halves are plain numbers, and the sum is the same double.
       if ffi.abi("le") and ffi.abi("64bit") and ffi.sizeof("long") == 8 then
         local w = ffi.cast("const uint32_t *", ts)
-        now = function()
-          C.clock_gettime(1, ts)
+        function now()
+          C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
           return (w[0] + w[1] * 4294967296) + w[2] / 1e9
+        end
+      else
+        function now()
+          C.clock_gettime(1, ts)
+          return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
         end
       end
       if pcall(now) then M.now = now end

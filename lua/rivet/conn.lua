@@ -33,7 +33,6 @@ dispatch.actions(methods, conn_mt, "conn")
 
 local seed_counter = 0
 
--- The state machine of a connection to a server with profile p.
 -- fut:cancel() of a connection's call (fut._owner: the connection): the machine forgets
 -- the call, or it leaves the queue of calls made before the profile was known. One
 -- function for every connection: a closure per connection would keep LuaJIT from
@@ -48,6 +47,7 @@ local function cancel_call(fut)
   end
 end
 
+-- The state machine of a connection to a server with profile p.
 local function new_sm(client, p)
   seed_counter = seed_counter + 1
   local enc = client._encoding
