@@ -118,6 +118,21 @@ static inline void lua_rawsetp(lua_State *L, int i, const void *p) {
   lua_rawset(L, i);
 }
 
+/* 5.4 pushes a C function as a light value; LuaJIT allocates a closure on every push (the
+ * protected calls around each decode would allocate per message). Each function is made
+ * once and kept in the registry under its address, so a push allocates nothing and two
+ * pushes of one function are the same value, as in 5.4. */
+static inline void rv_lj_pushcfunction(lua_State *L, lua_CFunction f) {
+  void *key = (void *)(uintptr_t)f;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TFUNCTION) return;
+  lua_pop(L, 1);
+  lua_pushcclosure(L, f, 0);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+#undef lua_pushcfunction
+#define lua_pushcfunction(L, f) rv_lj_pushcfunction((L), (f))
+
 /* One user value per userdata: the 5.1 environment, which must be a table (ours are). */
 static inline int lua_getiuservalue(lua_State *L, int i, int n) {
   if (n != 1) {

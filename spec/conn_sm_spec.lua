@@ -340,6 +340,40 @@ for _, cfg in ipairs(configs) do
       assert.are.equal(0, #drain(sm))
     end)
 
+    if enc == "bare" then
+      -- the reply a sequential connection call waits for: read straight into its call, with
+      -- nothing left on the Lua heap (LuaJIT once allocated a closure per decoded output)
+      it("a direct feed of a number's reply allocates nothing on the Lua heap", function()
+        local sm = connected()
+        local next_id = 0
+        -- 200 calls and their replies; then the replies fed, summing the outputs
+        local function batch()
+          local replies = {}
+          for i = 1, 200 do
+            sm:callv("n", 10, "fut")
+            replies[i] = S.response(next_id, i)
+            next_id = next_id + 1
+          end
+          collectgarbage("collect")
+          collectgarbage("stop")
+          local before, sum = collectgarbage("count"), 0
+          for i = 1, 200 do
+            local fut, out = sm:feed(replies[i], 1, true)
+            if fut == "fut" then sum = sum + out end
+          end
+          local grown = collectgarbage("count") - before
+          collectgarbage("restart")
+          return sum, grown
+        end
+        -- twice first: LuaJIT compiles the loop on the way (its traces live on the heap)
+        batch()
+        batch()
+        local sum, grown = batch()
+        assert.are.equal(200 * 201 / 2, sum)
+        assert.are.equal(0, grown)
+      end)
+    end
+
     it("raises encoding errors of user args before any state changes", function()
       local sm = connected()
       assert.has_error(function() sm:call("bad", { function() end }) end)
