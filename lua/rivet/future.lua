@@ -10,11 +10,13 @@ Future.__index = Future
 Future.__name = "rivet.Future"
 
 function Future.new(sched)
-  -- the nil fields only size the table for what settling and waiting add later, so
-  -- that adding them does not grow (rehash) it
+  -- the fields that settling and waiting set later are named here, so that setting them
+  -- does not grow (rehash) the table; Lua 5.4 sizes it for nil fields too, LuaJIT only
+  -- for the others (a connection's call, which sets _on_cancel and _owner, then grew
+  -- its future when settling it), hence false for the internal ones
   -- _on_cancel(fut): what fut:cancel() also stops; _owner: what that works on
-  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = nil,
-    _on_cancel = nil, _owner = nil }, Future)
+  return setmetatable({ _sched = sched, done = false, ok = nil, value = nil, _cb1 = false,
+    _on_cancel = false, _owner = false }, Future)
 end
 
 -- Settles fut (ok, value) unless it is already settled; wakes its waiters and runs its
