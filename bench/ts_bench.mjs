@@ -10,6 +10,8 @@ const [pkgDir, endpoint, workload, nStr, key] = process.argv.slice(2);
 const n = Number(nStr);
 // connects before the measured ones, as many in every client (a JIT compiles the path)
 const CONNECT_WARM = 50;
+// events received before the measured burst (every client does as many: bench/lua_bench.lua)
+const EVENTS_WARM = 1000;
 if (!pkgDir || !endpoint || !workload || !n || !key) {
 	console.error("usage: ts_bench.mjs RIVETKIT_PKG_DIR ENDPOINT WORKLOAD N KEY");
 	process.exit(2);
@@ -108,8 +110,8 @@ if (workload === "stateless") {
 	});
 	const until = (k) => new Promise((res) => { target = k; if (got >= k) res(); else wake = res; });
 	await conn.getCount(); // the subscription is on the server before the burst
-	await conn.emitMany(100);
-	await until(100);
+	await conn.emitMany(EVENTS_WARM);
+	await until(EVENTS_WARM);
 	got = 0;
 	const c0 = cpu(), t0 = now();
 	const p = until(n);
