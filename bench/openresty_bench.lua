@@ -60,8 +60,8 @@ end
 
 local function free_port()
   for _ = 1, 200 do
-    local p = math.random(30000, 59999)
-    if sh("ss -Hltn 'sport = :" .. p .. "'") == "" then return p end
+    local p = math.random(2000, 11999) -- below the ephemeral ports (spec/support/nginx.lua)
+    if sh("ss -Htan exclude time-wait 'sport = :" .. p .. "'") == "" then return p end
   end
   error("no free port")
 end

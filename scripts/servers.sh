@@ -66,17 +66,29 @@ port_busy() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
 }
 
+# May a new server not listen on $1? Also when a connection's socket holds it as its
+# local port (any state but TIME_WAIT, which a listener may reuse).
+port_taken() {
+	if command -v ss >/dev/null 2>&1; then
+		[ -n "$(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null)" ] && return 0
+	fi
+	port_busy "$1"
+}
+
 # Pick a free port. 2.3 needs PORT, PORT+1 and PORT+10; the two kinds use
-# disjoint ranges so that parallel starts cannot pick the same port.
+# disjoint ranges so that parallel starts cannot pick the same port. Both lie below
+# the kernel's ephemeral ports (net.ipv4.ip_local_port_range, 32768 and up by
+# default), which outgoing connections take at any moment: a v20 server once lost
+# its port to one between the check and its listen() (EADDRINUSE).
 pick_port() {
 	local kind=$1 base p i
-	if [ "$kind" = v23 ]; then base=20000; else base=40000; fi
+	if [ "$kind" = v23 ]; then base=12000; else base=22000; fi
 	for i in $(seq 1 200); do
-		p=$((base + (RANDOM * 32768 + RANDOM) % 19900))
-		port_busy "$p" && continue
+		p=$((base + (RANDOM * 32768 + RANDOM) % 9900))
+		port_taken "$p" && continue
 		if [ "$kind" = v23 ]; then
-			port_busy $((p + 1)) && continue
-			port_busy $((p + 10)) && continue
+			port_taken $((p + 1)) && continue
+			port_taken $((p + 10)) && continue
 		fi
 		echo "$p"
 		return 0

@@ -61,8 +61,9 @@ local function group_alive(pgid)
   return false
 end
 
+-- no socket holds the port, listening or connected (TIME_WAIT aside: a listener reuses it)
 local function port_free(port)
-  return run("ss -Hltn 'sport = :" .. port .. "'") == ""
+  return run("ss -Htan exclude time-wait 'sport = :" .. port .. "'") == ""
 end
 
 local rng_seeded = false
@@ -73,7 +74,9 @@ local function random_port()
   end
   for _ = 1, 200 do
     -- checked free here; one taken before nginx binds it makes M.start try another
-    local p = math.random(30000, 59999)
+    -- below the kernel's ephemeral ports (32768 and up), which outgoing connections take
+    -- (scripts/servers.sh keeps its servers under them too, at 12000 and up)
+    local p = math.random(2000, 11999)
     if port_free(p) then return p end
   end
   error("nginx harness: no free port found")
