@@ -1,5 +1,7 @@
 -- Turns the raw results of scripts/bench.sh into one Markdown table.
---   lua5.4 bench/report.lua RESULTS.txt TITLE MACHINE CONNS
+--   lua5.4 bench/report.lua RESULTS.txt[,MORE.txt...] TITLE MACHINE CONNS
+-- Several files (comma-separated) pool their runs: each file's rounds stay rounds of
+-- their own (the per-round LuaJIT/5.4 pairs never mix two runs).
 -- RESULTS.txt lines: "<round> <workload> <client> <metric> <value>". Each cell is the
 -- median over rounds; ratios are ours/theirs (lua/ts) and ours/floor (lua/floor).
 -- When the results hold the luajit client too, a second table puts LuaJIT beside Lua 5.4:
@@ -12,16 +14,19 @@
 local path, title, machine, conns = arg[1], arg[2] or "", arg[3] or "", arg[4] or "1000"
 local vals = {} -- vals[workload.."/"..metric][client] = {v...}
 local by_round = {} -- by_round[workload.."/"..metric][client][round] = v
-for line in io.lines(path) do
-  local r, w, c, m, v = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)$")
-  if r then
-    local k = w .. "/" .. m
-    vals[k] = vals[k] or {}
-    vals[k][c] = vals[k][c] or {}
-    table.insert(vals[k][c], tonumber(v))
-    by_round[k] = by_round[k] or {}
-    by_round[k][c] = by_round[k][c] or {}
-    by_round[k][c][r] = tonumber(v)
+for file in path:gmatch("[^,]+") do
+  for line in io.lines(file) do
+    local r, w, c, m, v = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)$")
+    if r then
+      r = file .. ":" .. r
+      local k = w .. "/" .. m
+      vals[k] = vals[k] or {}
+      vals[k][c] = vals[k][c] or {}
+      table.insert(vals[k][c], tonumber(v))
+      by_round[k] = by_round[k] or {}
+      by_round[k][c] = by_round[k][c] or {}
+      by_round[k][c][r] = tonumber(v)
+    end
   end
 end
 
