@@ -88,7 +88,7 @@ function Scheduler.new(loop)
     next_wake = huge, -- no source's _wake is earlier (set_wake keeps it so; may be stale-early)
     ws_owners = setmetatable({}, { __mode = "v" }), -- WebSocket id -> object with :_on_ws(id, kind, a, b)
     unhandled = nil,  -- errors of user tasks nobody awaited
-    pool = {},        -- idle worker coroutines (Scheduler:go)
+    pool = {},        -- the task records of idle workers (Scheduler:go)
   }, Scheduler)
 end
 
@@ -158,25 +158,26 @@ end
 --- only when its turn comes, so the handlers of a burst of events run one after the
 --- other on the same few coroutines (as many as wait at the same time).
 function Scheduler:go(fn, ...)
-  local rec = pack(fn, ...)
-  rec.go = true
-  self.ready[#self.ready + 1] = rec
+  -- pack(fn, ...) with the mark in the same constructor (setting it after grew the table)
+  self.ready[#self.ready + 1] = { go = true, n = select("#", ...) + 1, fn, ... }
   wake_host(self)
 end
 
--- Starts a go() record on a pooled coroutine (a new one when none is idle).
+-- Starts a go() record on an idle worker: the pool holds their task records, which are
+-- used again (a burst of events runs one handler per event on the same few workers).
 local function start_worker(self, rec)
   local pool = self.pool
   local n = #pool
-  local co
+  local task
   if n > 0 then
-    co = pool[n]
+    task = pool[n]
     pool[n] = nil
+    task.args, task.queued, task.req_id = rec, false, nil
   else
-    co = co_create(worker)
+    task = { co = co_create(worker), fut = false, internal = true, args = rec, queued = false, req_id = nil }
   end
-  self.tasks[co] = { co = co, fut = false, internal = true, args = rec, queued = false }
-  self:_resume(co)
+  self.tasks[task.co] = task
+  self:_resume(task.co)
 end
 
 --- Calls fn(...) from the loop, in order with the tasks that are ready, without a
@@ -249,7 +250,7 @@ function Scheduler:_resume(co)
   elseif a == DONE and not task.fut then
     finish(self, task, true, nil)
     local pool = self.pool
-    if #pool < POOL_MAX then pool[#pool + 1] = co end
+    if #pool < POOL_MAX then pool[#pool + 1] = task end
   elseif a ~= AWAIT then
     self:_wake(co) -- a plain coroutine.yield() inside a task: let the others run, then go on
   end
