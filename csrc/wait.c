@@ -116,7 +116,7 @@ void rv_wait_begin(rv_loop *lp) {
 }
 
 /* Coalescing a stream. While WebSocket messages stream in (the passes since the last
- * wait brought COALESCE_MIN or more), a waiting poll reads at most once per COALESCE_S:
+ * wait began brought COALESCE_MIN or more), a waiting poll reads at most once per COALESCE_S:
  * if the last wait ended less than that ago, it first sleeps the rest (never past its
  * deadline) with no socket watched, then takes what came meanwhile in one read. Without
  * it a client that drains fast sleeps on its socket after every few messages, and each
@@ -128,9 +128,7 @@ void rv_wait_begin(rv_loop *lp) {
 #define COALESCE_S 50e-6
 
 void rv_wait_coalesce(rv_loop *lp, double deadline) {
-  unsigned msgs = lp->rx_msgs;
-  lp->rx_msgs = 0;
-  if (msgs < COALESCE_MIN) return;
+  if (lp->rx_msgs < COALESCE_MIN) return;
   double until = lp->woke + COALESCE_S;
   if (deadline < until) until = deadline;
   double left = until - rv_mono_now();
@@ -142,6 +140,7 @@ void rv_wait_coalesce(rv_loop *lp, double deadline) {
 }
 
 int rv_wait_once(rv_loop *lp, int ms) {
+  lp->rx_msgs = 0; /* counts this pass's messages from here (rv_wait_coalesce) */
   int nws = 0;
   int n = rv_wait_gather(lp, &ms, &nws);
   if (n < 0) return -1;
